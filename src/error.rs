@@ -1,0 +1,112 @@
+//! Every way the policy can refuse a pod, in one place.
+//!
+//! A person reads these in `kubectl` output ("admission webhook ... denied the
+//! request: ..."), so each message names the object, the field, the value, and
+//! what to change.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PolicyError {
+    /// The payload from the host is not an admission request we can read.
+    #[error("cannot read the admission request: {0}")]
+    MalformedRequest(String),
+
+    /// A field of the pod has a JSON type Kubernetes would not produce.
+    #[error("pod {pod}: {field} must be {expected}, found {found}")]
+    PodShape {
+        pod: String,
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+
+    /// A policy setting is out of range or malformed.
+    #[error("invalid setting {field} = {value}: {reason}")]
+    InvalidSetting {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    /// An annotation on the pod or its ServiceAccount cannot be parsed.
+    #[error("{object}: annotation {key}={value:?} {reason}")]
+    InvalidAnnotation {
+        object: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+
+    /// The pod already has a volume with the token volume's name that is not
+    /// the token we would add. The official webhook silently mounted such a
+    /// volume instead (aws/amazon-eks-pod-identity-webhook#315).
+    #[error(
+        "pod {pod}: volume {volume:?} already exists and is {found}, not a projected \
+         service account token with audience {audience:?} and path \"token\"; rename or \
+         remove that volume so the policy can add its own, or choose another name with the \
+         policy setting tokenVolumeName"
+    )]
+    ForeignTokenVolume {
+        pod: String,
+        volume: String,
+        found: String,
+        audience: String,
+    },
+
+    /// A container mounts another volume where the token goes. The official
+    /// webhook added a second mount at the same path and the API server then
+    /// refused the pod (aws/amazon-eks-pod-identity-webhook#159).
+    #[error(
+        "pod {pod}: container {container:?} already mounts volume {volume:?} at {path}, where \
+         the policy mounts the AWS web identity token; move that mount, or list the container \
+         in the pod annotation {skip_annotation}"
+    )]
+    MountPathTaken {
+        pod: String,
+        container: String,
+        volume: String,
+        path: String,
+        skip_annotation: String,
+    },
+
+    /// A container mounts the token volume somewhere else, so the token file
+    /// the SDKs are pointed at would not be where `AWS_WEB_IDENTITY_TOKEN_FILE` says.
+    #[error(
+        "pod {pod}: container {container:?} mounts {found}, but the policy mounts it at \
+         {path}; remove that mount, or list the container in the pod annotation \
+         {skip_annotation}"
+    )]
+    TokenVolumeMountedElsewhere {
+        pod: String,
+        container: String,
+        /// `volume "aws-iam-token" at /token`
+        found: String,
+        path: String,
+        skip_annotation: String,
+    },
+
+    /// The host could not give us the ServiceAccount for a reason other than
+    /// "not found": usually missing RBAC or a policy without contextAwareResources.
+    #[error(
+        "cannot read ServiceAccount {namespace}/{name} through the Kubewarden host capability \
+         kubernetes/get_resource: {reason}. Grant the policy-server's ServiceAccount get, list \
+         and watch on serviceaccounts (deploy/rbac.yaml) and declare contextAwareResources \
+         [{{apiVersion: v1, kind: ServiceAccount}}] in the policy"
+    )]
+    ServiceAccountLookup {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+}
+
+impl PolicyError {
+    /// The HTTP status code the API server reports with the rejection.
+    pub fn code(&self) -> u16 {
+        match self {
+            PolicyError::ServiceAccountLookup { .. } | PolicyError::InvalidSetting { .. } => 500,
+            _ => 400,
+        }
+    }
+}

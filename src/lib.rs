@@ -1,0 +1,101 @@
+//! irsa-policy: EKS-style IAM Roles for Service Accounts on any Kubernetes
+//! cluster, as a Kubewarden policy.
+//!
+//! This file only speaks waPC: it decodes the host's payload, hands it to
+//! [`admission::evaluate`], and encodes the answer. The modules below hold
+//! the behaviour, each for one concern.
+
+pub mod admission;
+pub mod annotations;
+pub mod error;
+pub mod injection;
+pub mod pod;
+pub mod pod_edit;
+pub mod request;
+pub mod role_arn;
+pub mod service_account;
+pub mod settings;
+pub mod token;
+
+use admission::Decision;
+use kubewarden_policy_sdk::logging::KubewardenDrain;
+use kubewarden_policy_sdk::response::ValidationResponse;
+use kubewarden_policy_sdk::settings::{SettingsValidationResponse, Validatable};
+use kubewarden_policy_sdk::{protocol_version_guest, wapc_guest};
+use request::ValidatePayload;
+use service_account::{HostServiceAccounts, ServiceAccountSource};
+use settings::{Config, Settings};
+use wapc_guest::prelude::*;
+
+#[unsafe(no_mangle)]
+pub extern "C" fn wapc_init() {
+    register_function("validate", validate);
+    register_function("validate_settings", validate_settings);
+    register_function("protocol_version", protocol_version_guest);
+}
+
+fn validate(payload: &[u8]) -> CallResult {
+    let log = slog::Logger::root(KubewardenDrain::new(), slog::o!("policy" => "irsa-policy"));
+    encode(&decide_payload(payload, &HostServiceAccounts, &log))
+}
+
+/// The whole `validate` call short of encoding, for the native benchmark and tests.
+pub fn decide_payload(
+    payload: &[u8],
+    accounts: &dyn ServiceAccountSource,
+    log: &slog::Logger,
+) -> Decision {
+    // Malformed input is answered with a rejection that says what is wrong,
+    // never with a guest error, which the host reports as an opaque 500.
+    let parsed = ValidatePayload::from_json(payload)
+        .and_then(|p| Config::from_settings(&p.settings).map(|config| (p.request, config)));
+    match parsed {
+        Ok((request, config)) => admission::evaluate(request, &config, accounts, log),
+        Err(error) => Decision::Reject(error),
+    }
+}
+
+/// The `ValidationResponse` JSON the host expects.
+pub fn encode(decision: &Decision) -> CallResult {
+    let warnings = |w: &Vec<String>| (!w.is_empty()).then(|| w.clone());
+    let response = match decision {
+        Decision::Accept { warnings: w } => ValidationResponse {
+            accepted: true,
+            message: None,
+            code: None,
+            mutated_object: None,
+            audit_annotations: None,
+            warnings: warnings(w),
+        },
+        Decision::Mutate { pod, warnings: w } => ValidationResponse {
+            accepted: true,
+            message: None,
+            code: None,
+            mutated_object: Some(pod.clone()),
+            audit_annotations: None,
+            warnings: warnings(w),
+        },
+        Decision::Reject(error) => ValidationResponse {
+            accepted: false,
+            message: Some(error.to_string()),
+            code: Some(error.code()),
+            mutated_object: None,
+            audit_annotations: None,
+            warnings: None,
+        },
+    };
+    Ok(serde_json::to_vec(&response)?)
+}
+
+/// Like the SDK's `validate_settings`, but unreadable settings get
+/// `valid: false` with the field named, instead of a guest error.
+fn validate_settings(payload: &[u8]) -> CallResult {
+    let outcome = Settings::from_json(payload)
+        .map_err(|e| e.to_string())
+        .and_then(|settings| settings.validate());
+    let response = SettingsValidationResponse {
+        valid: outcome.is_ok(),
+        message: outcome.err(),
+    };
+    Ok(serde_json::to_vec(&response)?)
+}

@@ -1,0 +1,229 @@
+//! What the policy reads from the pod before deciding anything: who it is,
+//! which ServiceAccount it runs as, its annotations, and whether it runs on
+//! Windows. Read-only; the edit lives in `pod_edit`.
+
+use crate::error::PolicyError;
+use serde_json::{Map, Value};
+
+/// The pod's identity and the inputs to the decision, borrowed from its JSON.
+#[derive(Debug)]
+pub struct PodFacts<'a> {
+    /// `namespace/name` (or `namespace/generateName*`), for messages.
+    pub label: String,
+    pub name: Option<&'a str>,
+    pub generate_name: Option<&'a str>,
+    pub service_account: &'a str,
+    annotations: Option<&'a Map<String, Value>>,
+    pub windows: bool,
+}
+
+impl<'a> PodFacts<'a> {
+    /// `namespace` is the request's; a pod in a request always has one, but a
+    /// hand-written fixture may not, so the pod's own metadata is the fallback.
+    pub fn read(pod: &'a Value, namespace: &'a str) -> Result<Self, PolicyError> {
+        let metadata = pod.get("metadata").unwrap_or(&Value::Null);
+        let name = optional_str(metadata, "name");
+        let generate_name = optional_str(metadata, "generateName");
+        let namespace = match namespace {
+            "" => optional_str(metadata, "namespace").unwrap_or_default(),
+            namespace => namespace,
+        };
+        let label = match (name, generate_name) {
+            (Some(name), _) if !name.is_empty() => format!("{namespace}/{name}"),
+            (_, Some(prefix)) => format!("{namespace}/{prefix}*"),
+            _ => format!("{namespace}/<unnamed>"),
+        };
+        let shape = |field: &str, expected, found: &Value| PolicyError::PodShape {
+            pod: label.clone(),
+            field: field.into(),
+            expected,
+            found: describe(found),
+        };
+        if !(metadata.is_object() || metadata.is_null()) {
+            return Err(shape("metadata", "an object", metadata));
+        }
+        let annotations = match metadata.get("annotations") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(other) => return Err(shape("metadata.annotations", "an object", other)),
+        };
+        let spec = match pod.get("spec") {
+            Some(spec @ Value::Object(_)) => spec,
+            other => return Err(shape("spec", "an object", other.unwrap_or(&Value::Null))),
+        };
+        // `serviceAccount` is the deprecated alias the API server still copies
+        // into `serviceAccountName`; fixtures written by hand may only have it.
+        let service_account = ["serviceAccountName", "serviceAccount"]
+            .into_iter()
+            .find_map(|field| match spec.get(field) {
+                Some(Value::String(sa)) if !sa.is_empty() => Some(Ok(sa.as_str())),
+                None | Some(Value::Null) | Some(Value::String(_)) => None,
+                Some(other) => Some(Err(shape(&format!("spec.{field}"), "a string", other))),
+            })
+            .transpose()?
+            .unwrap_or("default");
+        Ok(Self {
+            windows: runs_on_windows(spec),
+            label,
+            name,
+            generate_name,
+            service_account,
+            annotations,
+        })
+    }
+
+    /// The value of one pod annotation; a non-string value is a shape error.
+    pub fn annotation(&self, key: &str) -> Result<Option<&'a str>, PolicyError> {
+        match self.annotations.and_then(|a| a.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(value)) => Ok(Some(value)),
+            Some(other) => Err(PolicyError::PodShape {
+                pod: self.label.clone(),
+                field: format!("metadata.annotations[{key:?}]"),
+                expected: "a string",
+                found: describe(other),
+            }),
+        }
+    }
+}
+
+fn optional_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object.get(field).and_then(Value::as_str)
+}
+
+const OS_LABELS: [&str; 2] = ["kubernetes.io/os", "beta.kubernetes.io/os"];
+
+/// Windows containers need a `C:\` token path. The official webhook only looks
+/// at `nodeSelector`; `spec.os.name` and required node affinity pin a pod to
+/// Windows just as surely (its issue #57).
+fn runs_on_windows(spec: &Value) -> bool {
+    let is_windows = |value: &Value| value.as_str() == Some("windows");
+    if is_windows(&spec["os"]["name"]) {
+        return true;
+    }
+    if OS_LABELS
+        .iter()
+        .any(|label| is_windows(&spec["nodeSelector"][label]))
+    {
+        return true;
+    }
+    // Terms are ORed: every term must pin the OS to windows. Inside a term,
+    // expressions are ANDed: one `In [windows]` on an OS label pins it.
+    let terms = spec
+        .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array);
+    terms.is_some_and(|terms| {
+        !terms.is_empty()
+            && terms.iter().all(|term| {
+                term["matchExpressions"]
+                    .as_array()
+                    .is_some_and(|expressions| {
+                        expressions.iter().any(|expression| {
+                            let values = expression["values"].as_array();
+                            expression["key"]
+                                .as_str()
+                                .is_some_and(|key| OS_LABELS.contains(&key))
+                                && expression["operator"] == "In"
+                                && values.is_some_and(|v| !v.is_empty() && v.iter().all(is_windows))
+                        })
+                    })
+            })
+    })
+}
+
+/// A JSON value, shortened for an error message.
+pub fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => return "null".into(),
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => return "a list".into(),
+        Value::Object(_) => return "an object".into(),
+    };
+    let mut text = value.to_string();
+    if text.len() > 64 {
+        let cut = (0..=61)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    format!("{kind} {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use serde_json::json;
+
+    fn facts(pod: &Value) -> PodFacts<'_> {
+        PodFacts::read(pod, "team-a").unwrap()
+    }
+
+    #[test]
+    fn service_account_defaults_to_default() {
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": []}});
+        assert_eq!(facts(&pod).service_account, "default");
+        assert_eq!(facts(&pod).label, "team-a/web");
+    }
+
+    #[test]
+    fn reads_service_account_name_then_deprecated_service_account() {
+        let pod = json!({"spec": {"serviceAccountName": "app", "serviceAccount": "old"}});
+        assert_eq!(facts(&pod).service_account, "app");
+        let pod = json!({"spec": {"serviceAccount": "old"}});
+        assert_eq!(facts(&pod).service_account, "old");
+    }
+
+    #[test]
+    fn labels_generate_name_pods_with_a_star() {
+        let pod = json!({"metadata": {"generateName": "web-7d9f-"}, "spec": {}});
+        assert_eq!(facts(&pod).label, "team-a/web-7d9f-*");
+        let pod = json!({"metadata": {"namespace": "own"}, "spec": {}});
+        assert_eq!(PodFacts::read(&pod, "").unwrap().label, "own/<unnamed>");
+    }
+
+    #[rstest]
+    #[case(json!({"spec": {"os": {"name": "windows"}}}), true)]
+    #[case(json!({"spec": {"nodeSelector": {"kubernetes.io/os": "windows"}}}), true)]
+    #[case(json!({"spec": {"nodeSelector": {"beta.kubernetes.io/os": "windows"}}}), true)]
+    #[case(json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}]}]}}}}}), true)]
+    #[case(json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}]},
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}}}), false)]
+    #[case(json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows", "linux"]}]}]}}}}}), false)]
+    #[case(json!({"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution":
+        [{"weight": 1, "preference": {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}]}}]}}}}), false)]
+    #[case(json!({"spec": {"os": {"name": "linux"}, "nodeSelector": {"kubernetes.io/os": "linux"}}}), false)]
+    #[case(json!({"spec": {}}), false)]
+    fn detects_windows_pods(#[case] pod: Value, #[case] windows: bool) {
+        assert_eq!(facts(&pod).windows, windows);
+    }
+
+    #[rstest]
+    #[case(json!({"spec": "x"}), "spec must be an object, found string \"x\"")]
+    #[case(json!({}), "spec must be an object, found null")]
+    #[case(json!({"metadata": [], "spec": {}}), "metadata must be an object, found a list")]
+    #[case(json!({"metadata": {"annotations": "a=b"}, "spec": {}}), "metadata.annotations must be an object")]
+    #[case(json!({"spec": {"serviceAccountName": 7}}), "spec.serviceAccountName must be a string, found number 7")]
+    fn names_the_field_of_a_malformed_pod(#[case] pod: Value, #[case] message: &str) {
+        let err = PodFacts::read(&pod, "team-a").unwrap_err().to_string();
+        assert!(err.contains(message), "{err:?} should contain {message:?}");
+    }
+
+    #[test]
+    fn non_string_annotation_is_a_shape_error() {
+        let pod = json!({"metadata": {"annotations": {"k": 5}}, "spec": {}});
+        let err = facts(&pod).annotation("k").unwrap_err().to_string();
+        assert!(
+            err.contains("metadata.annotations[\"k\"] must be a string, found number 5"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! Policy settings: the JSON a platform team writes in the ClusterAdmissionPolicy,
+//! and the checked [`Config`] the rest of the policy works with.
+//!
+//! `validate_settings` and `validate` both go through [`Config::from_settings`],
+//! so a value the policy-server accepted is exactly a value `validate` can use.
+
+use crate::annotations::AnnotationKeys;
+use crate::error::PolicyError;
+use crate::token::TokenExpiration;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
+pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
+pub const DEFAULT_MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+pub const DEFAULT_VOLUME_NAME: &str = "aws-iam-token";
+
+/// The settings as written, camelCase, every field optional.
+///
+/// Unknown fields are refused: a misspelt `tokenAudiance` silently falling back
+/// to the default would be found only when STS refuses the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Settings {
+    pub annotation_prefix: String,
+    pub token_audience: String,
+    pub token_expiration_seconds: i64,
+    pub token_mount_path: String,
+    pub token_volume_name: String,
+    pub aws_default_region: Option<String>,
+    pub sts_regional_endpoints: bool,
+    pub role_session_name: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            annotation_prefix: DEFAULT_ANNOTATION_PREFIX.into(),
+            token_audience: DEFAULT_AUDIENCE.into(),
+            token_expiration_seconds: i64::from(TokenExpiration::MAX),
+            token_mount_path: DEFAULT_MOUNT_PATH.into(),
+            token_volume_name: DEFAULT_VOLUME_NAME.into(),
+            aws_default_region: None,
+            sts_regional_endpoints: false,
+            role_session_name: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads settings JSON; the error names the field that could not be read.
+    pub fn from_json(json: &[u8]) -> Result<Self, PolicyError> {
+        // serde would also read a struct from a JSON list, by position.
+        match json.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(b'n') if json.trim_ascii() == b"null" => return Ok(Self::default()),
+            _ => {
+                return Err(PolicyError::InvalidSetting {
+                    field: "settings",
+                    value: String::from_utf8_lossy(json).chars().take(64).collect(),
+                    reason: "must be a JSON object".into(),
+                })
+            }
+        }
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            PolicyError::InvalidSetting {
+                field: "settings",
+                value: if field == "." { String::new() } else { field },
+                reason: e.into_inner().to_string(),
+            }
+        })
+    }
+}
+
+impl kubewarden_policy_sdk::settings::Validatable for Settings {
+    fn validate(&self) -> Result<(), String> {
+        Config::from_settings(self)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Settings after checking: every value here is usable as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub annotations: AnnotationKeys,
+    pub audience: String,
+    pub token_expiration: TokenExpiration,
+    pub mount_path: String,
+    pub volume_name: String,
+    pub region: Option<String>,
+    pub sts_regional_endpoints: bool,
+    pub role_session_name: bool,
+}
+
+impl Config {
+    pub fn from_settings(s: &Settings) -> Result<Self, PolicyError> {
+        let invalid =
+            |field: &'static str, value: &str, reason: &str| PolicyError::InvalidSetting {
+                field,
+                value: format!("{value:?}"),
+                reason: reason.to_owned(),
+            };
+        if !is_dns_subdomain(&s.annotation_prefix) {
+            return Err(invalid(
+                "annotationPrefix",
+                &s.annotation_prefix,
+                "must be a DNS subdomain such as eks.amazonaws.com (lowercase letters, digits, '-' and '.')",
+            ));
+        }
+        if s.token_audience.trim().is_empty() || s.token_audience.trim() != s.token_audience {
+            return Err(invalid(
+                "tokenAudience",
+                &s.token_audience,
+                "must be a non-empty audience without surrounding spaces, such as sts.amazonaws.com",
+            ));
+        }
+        let token_expiration =
+            TokenExpiration::within_bounds(s.token_expiration_seconds).map_err(|reason| {
+                PolicyError::InvalidSetting {
+                    field: "tokenExpirationSeconds",
+                    value: s.token_expiration_seconds.to_string(),
+                    reason,
+                }
+            })?;
+        let mount_path = s.token_mount_path.trim_end_matches('/');
+        if !mount_path.starts_with('/')
+            || mount_path.contains(':')
+            || mount_path.split('/').any(|part| part == "..")
+        {
+            return Err(invalid(
+                "tokenMountPath",
+                &s.token_mount_path,
+                "must be an absolute path without ':' or '..', such as /var/run/secrets/eks.amazonaws.com/serviceaccount",
+            ));
+        }
+        if !is_dns_label(&s.token_volume_name) {
+            return Err(invalid(
+                "tokenVolumeName",
+                &s.token_volume_name,
+                "must be a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)",
+            ));
+        }
+        if let Some(region) = &s.aws_default_region {
+            if !is_region(region) {
+                return Err(invalid(
+                    "awsDefaultRegion",
+                    region,
+                    "must be an AWS region such as us-east-1 or eu-central-1; leave it out to inject no region",
+                ));
+            }
+        }
+        Ok(Self {
+            annotations: AnnotationKeys::new(&s.annotation_prefix),
+            audience: s.token_audience.clone(),
+            token_expiration,
+            mount_path: mount_path.to_owned(),
+            volume_name: s.token_volume_name.clone(),
+            region: s.aws_default_region.clone(),
+            sts_regional_endpoints: s.sts_regional_endpoints,
+            role_session_name: s.role_session_name,
+        })
+    }
+}
+
+/// RFC 1123 label, as Kubernetes requires of volume names.
+pub fn is_dns_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// RFC 1123 subdomain, as Kubernetes requires of annotation key prefixes.
+pub fn is_dns_subdomain(value: &str) -> bool {
+    value.len() <= 253 && value.split('.').all(is_dns_label)
+}
+
+/// `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`, `us-isob-east-1`.
+pub fn is_region(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let lowercase = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    parts.len() >= 3
+        && (2..=4).contains(&parts[0].len())
+        && parts[..parts.len() - 1].iter().all(lowercase)
+        && (1..=2).contains(&parts[parts.len() - 1].len())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubewarden_policy_sdk::settings::Validatable;
+    use rstest::rstest;
+
+    #[test]
+    fn defaults_match_the_official_webhook() {
+        let config = Config::from_settings(&Settings::default()).unwrap();
+        assert_eq!(config.annotations.role_arn, "eks.amazonaws.com/role-arn");
+        assert_eq!(config.audience, "sts.amazonaws.com");
+        assert_eq!(config.token_expiration.seconds(), 86400);
+        assert_eq!(
+            config.mount_path,
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+        );
+        assert_eq!(config.volume_name, "aws-iam-token");
+        assert_eq!(config.region, None);
+        assert!(!config.sts_regional_endpoints);
+        assert!(!config.role_session_name);
+    }
+
+    #[test]
+    fn empty_or_null_settings_mean_defaults() {
+        assert_eq!(Settings::from_json(b"{}").unwrap(), Settings::default());
+        assert_eq!(Settings::from_json(b" null ").unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn reads_every_setting_in_camel_case() {
+        let settings = Settings::from_json(
+            br#"{"annotationPrefix":"irsa.example.com","tokenAudience":"sts.example.com",
+                "tokenExpirationSeconds":3600,"tokenMountPath":"/var/run/aws/","tokenVolumeName":"aws-token",
+                "awsDefaultRegion":"eu-west-1","stsRegionalEndpoints":true,"roleSessionName":true}"#,
+        )
+        .unwrap();
+        let config = Config::from_settings(&settings).unwrap();
+        assert_eq!(config.annotations.role_arn, "irsa.example.com/role-arn");
+        assert_eq!(config.audience, "sts.example.com");
+        assert_eq!(config.token_expiration.seconds(), 3600);
+        assert_eq!(config.mount_path, "/var/run/aws");
+        assert_eq!(config.volume_name, "aws-token");
+        assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+        assert!(config.sts_regional_endpoints);
+        assert!(config.role_session_name);
+    }
+
+    #[rstest]
+    #[case(r#"{"tokenAudiance":"x"}"#, "unknown field `tokenAudiance`")]
+    #[case(r#"{"tokenExpirationSeconds":"3600"}"#, "tokenExpirationSeconds")]
+    #[case(r#"{"stsRegionalEndpoints":"yes"}"#, "stsRegionalEndpoints")]
+    #[case(r#"[]"#, "must be a JSON object")]
+    #[case(r#""x""#, "must be a JSON object")]
+    #[case(r#"{"annotationPrefix":"#, "settings")]
+    fn rejects_unreadable_settings_naming_the_field(#[case] json: &str, #[case] named: &str) {
+        let err = Settings::from_json(json.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{err:?} should name {named:?}");
+    }
+
+    #[rstest]
+    #[case(
+        r#"{"annotationPrefix":"Not A Prefix"}"#,
+        "annotationPrefix = \"Not A Prefix\""
+    )]
+    #[case(r#"{"annotationPrefix":"eks.amazonaws.com/"}"#, "annotationPrefix")]
+    #[case(r#"{"tokenAudience":""}"#, "tokenAudience = \"\"")]
+    #[case(r#"{"tokenAudience":" sts "}"#, "tokenAudience")]
+    #[case(r#"{"tokenExpirationSeconds":599}"#, "tokenExpirationSeconds = 599")]
+    #[case(
+        r#"{"tokenExpirationSeconds":86401}"#,
+        "tokenExpirationSeconds = 86401"
+    )]
+    #[case(r#"{"tokenExpirationSeconds":-1}"#, "tokenExpirationSeconds = -1")]
+    #[case(
+        r#"{"tokenMountPath":"relative/path"}"#,
+        "tokenMountPath = \"relative/path\""
+    )]
+    #[case(r#"{"tokenMountPath":"/var/../etc"}"#, "tokenMountPath")]
+    #[case(r#"{"tokenMountPath":"C:/token"}"#, "tokenMountPath")]
+    #[case(r#"{"tokenMountPath":"/"}"#, "tokenMountPath")]
+    #[case(
+        r#"{"tokenVolumeName":"AWS_Token"}"#,
+        "tokenVolumeName = \"AWS_Token\""
+    )]
+    #[case(r#"{"tokenVolumeName":""}"#, "tokenVolumeName")]
+    #[case(r#"{"awsDefaultRegion":"useast1"}"#, "awsDefaultRegion = \"useast1\"")]
+    #[case(r#"{"awsDefaultRegion":"US-EAST-1"}"#, "awsDefaultRegion")]
+    fn validate_settings_rejects_each_bad_value_naming_it(#[case] json: &str, #[case] named: &str) {
+        let settings = Settings::from_json(json.as_bytes()).unwrap();
+        let err = settings.validate().unwrap_err();
+        assert!(err.contains(named), "{err:?} should name {named:?}");
+    }
+
+    #[rstest]
+    #[case("us-east-1")]
+    #[case("us-gov-west-1")]
+    #[case("cn-north-1")]
+    #[case("ap-southeast-5")]
+    #[case("us-isob-east-1")]
+    #[case("eusc-de-east-1")]
+    fn accepts_real_region_names(#[case] region: &str) {
+        assert!(is_region(region));
+    }
+}

@@ -1,0 +1,204 @@
+//! The projected service account token: its lifetime, the volume that carries
+//! it, and where the SDKs find it.
+
+use k8s_openapi::api::core::v1::{
+    ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeProjection,
+};
+use serde_json::Value;
+
+/// The file name inside the token volume.
+pub const TOKEN_PATH: &str = "token";
+
+/// Token lifetime in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiration(u32);
+
+impl TokenExpiration {
+    /// The kubelet refuses projected tokens shorter than 10 minutes.
+    pub const MIN: u32 = 600;
+    /// A day: the official webhook's default, and the longest we hand out.
+    pub const MAX: u32 = 86_400;
+
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+
+    /// For settings, which are written once by a platform team: out of range is an error.
+    pub fn within_bounds(seconds: i64) -> Result<Self, String> {
+        if (i64::from(Self::MIN)..=i64::from(Self::MAX)).contains(&seconds) {
+            Ok(Self(seconds as u32))
+        } else {
+            Err(format!(
+                "must be between {} and {} seconds",
+                Self::MIN,
+                Self::MAX
+            ))
+        }
+    }
+
+    /// For annotations: a whole number of seconds, clamped into range as the
+    /// official webhook does for short values. The flag says whether it was
+    /// clamped, so the pod's author can be warned.
+    pub fn from_annotation(value: &str) -> Result<(Self, bool), String> {
+        let digits = value.trim();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("is not a whole number of seconds".into());
+        }
+        // All digits: the only parse failure left is overflow, which is "too long".
+        let asked: u64 = digits.parse().unwrap_or(u64::MAX);
+        let clamped = asked.clamp(u64::from(Self::MIN), u64::from(Self::MAX));
+        Ok((Self(clamped as u32), clamped != asked))
+    }
+}
+
+/// The volume the policy adds: a projected service account token for `audience`.
+pub fn token_volume(name: &str, audience: &str, expiration: TokenExpiration) -> Value {
+    let volume = Volume {
+        name: name.to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(audience.to_owned()),
+                    expiration_seconds: Some(i64::from(expiration.seconds())),
+                    path: TOKEN_PATH.to_owned(),
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    serde_json::to_value(volume).unwrap_or(Value::Null)
+}
+
+/// How an existing volume of the token volume's name compares with ours.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExistingVolume {
+    /// A projected token for the same audience and path: reuse it.
+    Reusable,
+    /// Anything else, described for the error message ("a hostPath volume").
+    Foreign(String),
+}
+
+pub fn classify_volume(volume: &Value, audience: &str) -> ExistingVolume {
+    let sources = volume
+        .pointer("/projected/sources")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let same_token = sources.iter().any(|source| {
+        let token = &source["serviceAccountToken"];
+        token["audience"].as_str() == Some(audience) && token["path"].as_str() == Some(TOKEN_PATH)
+    });
+    if same_token {
+        return ExistingVolume::Reusable;
+    }
+    let kind = volume
+        .as_object()
+        .and_then(|fields| fields.keys().find(|key| *key != "name"))
+        .map(String::as_str);
+    ExistingVolume::Foreign(match kind {
+        Some("projected") => {
+            let audiences: Vec<&str> = sources
+                .iter()
+                .filter_map(|s| s.pointer("/serviceAccountToken/audience")?.as_str())
+                .collect();
+            if audiences.is_empty() {
+                "a projected volume without a service account token".into()
+            } else {
+                format!("a projected token for audience {:?}", audiences.join(", "))
+            }
+        }
+        Some(kind) => format!("a {kind} volume"),
+        None => "a volume with no source (an emptyDir)".into(),
+    })
+}
+
+/// `AWS_WEB_IDENTITY_TOKEN_FILE`. Windows containers see the mount under `C:`
+/// with backslashes, as the official webhook writes it.
+pub fn token_file(mount_path: &str, windows: bool) -> String {
+    if windows {
+        format!("C:{}\\{TOKEN_PATH}", mount_path.replace('/', "\\"))
+    } else {
+        format!("{mount_path}/{TOKEN_PATH}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use serde_json::json;
+
+    #[test]
+    fn token_volume_is_a_projected_service_account_token() {
+        let volume = token_volume("aws-iam-token", "sts.amazonaws.com", TokenExpiration(86400));
+        assert_eq!(
+            volume,
+            json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken":
+                {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}})
+        );
+        assert_eq!(
+            classify_volume(&volume, "sts.amazonaws.com"),
+            ExistingVolume::Reusable
+        );
+    }
+
+    #[rstest]
+    #[case(json!({"name": "t", "hostPath": {"path": "/etc"}}), "a hostPath volume")]
+    #[case(json!({"name": "t"}), "a volume with no source (an emptyDir)")]
+    #[case(json!({"name": "t", "projected": {"sources": [{"configMap": {"name": "x"}}]}}),
+           "a projected volume without a service account token")]
+    #[case(json!({"name": "t", "projected": {"sources": [{"serviceAccountToken": {"audience": "vault", "path": "token"}}]}}),
+           "a projected token for audience \"vault\"")]
+    #[case(json!({"name": "t", "projected": {"sources": [{"serviceAccountToken": {"audience": "sts.amazonaws.com", "path": "jwt"}}]}}),
+           "a projected token for audience \"sts.amazonaws.com\"")]
+    fn describes_foreign_volumes(#[case] volume: Value, #[case] described: &str) {
+        assert_eq!(
+            classify_volume(&volume, "sts.amazonaws.com"),
+            ExistingVolume::Foreign(described.into())
+        );
+    }
+
+    #[rstest]
+    #[case("3600", 3600, false)]
+    #[case(" 7200 ", 7200, false)]
+    #[case("600", 600, false)]
+    #[case("86400", 86400, false)]
+    #[case("60", 600, true)]
+    #[case("0", 600, true)]
+    #[case("100000", 86400, true)]
+    #[case("99999999999999999999", 86400, true)]
+    fn clamps_annotation_expiration_into_range(
+        #[case] value: &str,
+        #[case] seconds: u32,
+        #[case] clamped: bool,
+    ) {
+        let (expiration, was_clamped) = TokenExpiration::from_annotation(value).unwrap();
+        assert_eq!(expiration.seconds(), seconds);
+        assert_eq!(was_clamped, clamped);
+    }
+
+    #[rstest]
+    #[case("1h")]
+    #[case("-600")]
+    #[case("")]
+    #[case("3600.5")]
+    #[case("+600")]
+    fn rejects_expiration_that_is_not_whole_seconds(#[case] value: &str) {
+        assert!(TokenExpiration::from_annotation(value).is_err());
+    }
+
+    #[test]
+    fn windows_token_file_uses_drive_and_backslashes() {
+        let path = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+        assert_eq!(
+            token_file(path, false),
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+        );
+        assert_eq!(
+            token_file(path, true),
+            r"C:\var\run\secrets\eks.amazonaws.com\serviceaccount\token"
+        );
+    }
+}

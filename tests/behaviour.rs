@@ -1,0 +1,743 @@
+//! The README's behaviour table, one test per row, run natively against the
+//! same `decide_payload` that `policy.wasm` runs, with ServiceAccounts held in
+//! memory instead of read through the host.
+
+use irsa_policy::admission::Decision;
+use irsa_policy::decide_payload;
+use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
+use rstest::rstest;
+use serde_json::{json, Value};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/app";
+const MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
+
+fn log() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+fn request(operation: &str, pod: Value, settings: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": operation,
+            "namespace": "team-a",
+            "userInfo": {"username": "alice"},
+            "object": pod,
+        },
+        "settings": settings,
+    }))
+    .unwrap()
+}
+
+fn pod_with(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "team-a"}, "spec": spec})
+}
+
+fn app_pod() -> Value {
+    pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app", "image": "app:1"}]}),
+    )
+}
+
+fn role_account() -> ServiceAccount {
+    ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", ROLE)])
+}
+
+fn accounts(account: ServiceAccount) -> InMemoryServiceAccounts {
+    InMemoryServiceAccounts::default().with("team-a", "app", account)
+}
+
+fn evaluate(pod: Value, account: ServiceAccount, settings: Value) -> Decision {
+    decide_payload(
+        &request("CREATE", pod, settings),
+        &accounts(account),
+        &log(),
+    )
+}
+
+fn mutated(pod: Value, account: ServiceAccount, settings: Value) -> Value {
+    match evaluate(pod, account, settings) {
+        Decision::Mutate { pod, .. } => pod,
+        other => panic!("expected a mutation, got {other:?}"),
+    }
+}
+
+fn rejection(pod: Value, account: ServiceAccount, settings: Value) -> String {
+    match evaluate(pod, account, settings) {
+        Decision::Reject(error) => error.to_string(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|list| pod["spec"][list].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+fn env_names(container: &Value) -> Vec<&str> {
+    container["env"]
+        .as_array()
+        .map(|env| env.iter().map(|v| v["name"].as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+fn token_mount() -> Value {
+    json!({"name": "aws-iam-token", "mountPath": MOUNT_PATH, "readOnly": true})
+}
+
+fn token_volume(audience: &str, seconds: u32) -> Value {
+    json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken":
+        {"audience": audience, "expirationSeconds": seconds, "path": "token"}}]}})
+}
+
+// -- What a pod gets ---------------------------------------------------------
+
+#[test]
+fn injects_token_volume_mount_and_identity_env() {
+    let pod = mutated(app_pod(), role_account(), json!({}));
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([token_volume("sts.amazonaws.com", 86400)])
+    );
+    let app = container(&pod, "app");
+    assert_eq!(app["volumeMounts"], json!([token_mount()]));
+    assert_eq!(
+        app["env"],
+        json!([{"name": "AWS_ROLE_ARN", "value": ROLE}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}])
+    );
+}
+
+#[test]
+fn injects_into_every_container_init_container_and_native_sidecar() {
+    let pod = pod_with(json!({"serviceAccountName": "app",
+        "initContainers": [{"name": "migrate"}, {"name": "proxy", "restartPolicy": "Always"}],
+        "containers": [{"name": "app"}, {"name": "worker"}]}));
+    let pod = mutated(pod, role_account(), json!({}));
+    for name in ["migrate", "proxy", "app", "worker"] {
+        let c = container(&pod, name);
+        assert_eq!(c["volumeMounts"], json!([token_mount()]), "{name}");
+        assert_eq!(
+            env_names(c),
+            ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"],
+            "{name}"
+        );
+    }
+    assert_eq!(container(&pod, "proxy")["restartPolicy"], "Always");
+}
+
+#[test]
+fn appends_env_and_mounts_after_the_users_own() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        "volumes": [{"name": "data", "emptyDir": {}}]}),
+    );
+    let pod = mutated(pod, role_account(), json!({}));
+    let app = container(&pod, "app");
+    assert_eq!(
+        env_names(app),
+        ["LOG_LEVEL", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(app["volumeMounts"][0]["name"], "data");
+    assert_eq!(app["volumeMounts"][1], token_mount());
+    assert_eq!(pod["spec"]["volumes"][0]["name"], "data");
+    assert_eq!(
+        pod["spec"]["volumes"][1],
+        token_volume("sts.amazonaws.com", 86400)
+    );
+}
+
+#[test]
+fn env_order_follows_the_official_webhook() {
+    let settings = json!({"awsDefaultRegion": "eu-west-1", "stsRegionalEndpoints": true, "roleSessionName": true});
+    let pod = mutated(app_pod(), role_account(), settings);
+    let app = container(&pod, "app");
+    assert_eq!(
+        env_names(app),
+        [
+            "AWS_STS_REGIONAL_ENDPOINTS",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_SESSION_NAME"
+        ]
+    );
+    assert_eq!(
+        env_value(app, "AWS_STS_REGIONAL_ENDPOINTS").unwrap()["value"],
+        "regional"
+    );
+    assert_eq!(
+        env_value(app, "AWS_DEFAULT_REGION").unwrap()["value"],
+        "eu-west-1"
+    );
+    assert_eq!(env_value(app, "AWS_REGION").unwrap()["value"], "eu-west-1");
+}
+
+#[test]
+fn no_region_env_without_a_region_setting() {
+    let pod = mutated(app_pod(), role_account(), json!({}));
+    let names = env_names(container(&pod, "app"));
+    assert!(!names.contains(&"AWS_REGION") && !names.contains(&"AWS_DEFAULT_REGION"));
+    assert!(!names.contains(&"AWS_STS_REGIONAL_ENDPOINTS"));
+    assert!(!names.contains(&"AWS_ROLE_SESSION_NAME"));
+}
+
+#[test]
+fn role_session_name_comes_from_the_downward_api() {
+    let pod = pod_with(json!({"serviceAccountName": "app", "containers": [{"name": "app"}]}));
+    let mut pod = pod;
+    pod["metadata"] = json!({"generateName": "web-7d9f5c-", "namespace": "team-a"});
+    let pod = mutated(pod, role_account(), json!({"roleSessionName": true}));
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ROLE_SESSION_NAME").unwrap(),
+        &json!({"name": "AWS_ROLE_SESSION_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    );
+}
+
+#[test]
+fn role_session_name_skipped_when_the_pod_name_is_too_long_for_sts() {
+    let mut pod = app_pod();
+    pod["metadata"]["name"] = json!("w".repeat(65));
+    match evaluate(pod, role_account(), json!({"roleSessionName": true})) {
+        Decision::Mutate { pod, warnings } => {
+            assert!(env_value(container(&pod, "app"), "AWS_ROLE_SESSION_NAME").is_none());
+            assert_eq!(
+                warnings,
+                ["AWS_ROLE_SESSION_NAME not set: pod name is longer than 64 characters"]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn service_account_audience_sets_the_token_audience() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/audience", "sts.example.com"),
+    ]);
+    let pod = mutated(
+        app_pod(),
+        account,
+        json!({"tokenAudience": "ignored.example.com"}),
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("sts.example.com", 86400)
+    );
+}
+
+#[test]
+fn token_expiration_pod_annotation_wins_over_service_account_and_settings() {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": "3600"});
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/token-expiration", "7200"),
+    ]);
+    let pod = mutated(pod, account, json!({"tokenExpirationSeconds": 43200}));
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", 3600)
+    );
+}
+
+#[test]
+fn service_account_regional_sts_annotation_wins_over_settings() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/sts-regional-endpoints", "True"),
+    ]);
+    let pod = mutated(app_pod(), account, json!({"stsRegionalEndpoints": false}));
+    assert_eq!(
+        env_names(container(&pod, "app"))[0],
+        "AWS_STS_REGIONAL_ENDPOINTS"
+    );
+}
+
+#[test]
+fn windows_pods_get_the_windows_token_path_and_the_same_mount() {
+    for marker in [
+        json!({"nodeSelector": {"kubernetes.io/os": "windows"}}),
+        json!({"nodeSelector": {"beta.kubernetes.io/os": "windows"}}),
+        json!({"os": {"name": "windows"}}),
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms":
+            [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}]}]}}}}),
+    ] {
+        let mut pod = app_pod();
+        pod["spec"]
+            .as_object_mut()
+            .unwrap()
+            .extend(marker.as_object().unwrap().clone());
+        let pod = mutated(pod, role_account(), json!({}));
+        let app = container(&pod, "app");
+        assert_eq!(
+            env_value(app, "AWS_WEB_IDENTITY_TOKEN_FILE").unwrap()["value"],
+            r"C:\var\run\secrets\eks.amazonaws.com\serviceaccount\token",
+            "{marker}"
+        );
+        assert_eq!(app["volumeMounts"][0]["mountPath"], MOUNT_PATH);
+    }
+}
+
+#[test]
+fn custom_mount_path_volume_name_and_prefix_from_settings() {
+    let settings = json!({"annotationPrefix": "irsa.example.com", "tokenMountPath": "/aws/token-dir",
+        "tokenVolumeName": "aws-token", "tokenAudience": "sts.example.com", "tokenExpirationSeconds": 3600});
+    let account = ServiceAccount::with_annotations([("irsa.example.com/role-arn", ROLE)]);
+    let pod = mutated(app_pod(), account, settings);
+    let app = container(&pod, "app");
+    assert_eq!(
+        app["volumeMounts"][0],
+        json!({"name": "aws-token", "mountPath": "/aws/token-dir", "readOnly": true})
+    );
+    assert_eq!(
+        env_value(app, "AWS_WEB_IDENTITY_TOKEN_FILE").unwrap()["value"],
+        "/aws/token-dir/token"
+    );
+    assert_eq!(pod["spec"]["volumes"][0]["name"], "aws-token");
+    assert_eq!(
+        pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
+            ["expirationSeconds"],
+        3600
+    );
+}
+
+// -- User values win ---------------------------------------------------------
+
+#[rstest]
+#[case("AWS_ROLE_ARN")]
+#[case("AWS_WEB_IDENTITY_TOKEN_FILE")]
+fn keeps_the_users_identity_pair_and_still_mounts_the_token(#[case] preset: &str) {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": preset, "value": "mine"}]}]}),
+    );
+    let pod = mutated(pod, role_account(), json!({}));
+    let app = container(&pod, "app");
+    assert_eq!(app["env"], json!([{"name": preset, "value": "mine"}]));
+    assert_eq!(app["volumeMounts"], json!([token_mount()]));
+}
+
+#[rstest]
+#[case("AWS_REGION")]
+#[case("AWS_DEFAULT_REGION")]
+fn keeps_the_users_aws_region(#[case] preset: &str) {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": preset, "value": "ap-south-1"}]}]}),
+    );
+    let pod = mutated(
+        pod,
+        role_account(),
+        json!({"awsDefaultRegion": "eu-west-1"}),
+    );
+    let app = container(&pod, "app");
+    assert_eq!(
+        env_names(app),
+        [preset, "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(env_value(app, preset).unwrap()["value"], "ap-south-1");
+}
+
+#[rstest]
+#[case("AWS_STS_REGIONAL_ENDPOINTS", json!({"stsRegionalEndpoints": true}))]
+#[case("AWS_ROLE_SESSION_NAME", json!({"roleSessionName": true}))]
+fn keeps_the_users_single_variables(#[case] preset: &str, #[case] settings: Value) {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": preset, "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}),
+    );
+    let pod = mutated(pod, role_account(), settings);
+    let app = container(&pod, "app");
+    assert_eq!(
+        env_names(app),
+        [preset, "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(app["env"][0]["valueFrom"]["secretKeyRef"]["name"], "s");
+}
+
+// -- Which containers --------------------------------------------------------
+
+#[test]
+fn skip_containers_annotation_is_trimmed_and_covers_init_containers() {
+    let mut pod = pod_with(json!({"serviceAccountName": "app",
+        "initContainers": [{"name": "istio-init"}],
+        "containers": [{"name": "app"}, {"name": "istio-proxy"}]}));
+    pod["metadata"]["annotations"] =
+        json!({"eks.amazonaws.com/skip-containers": "istio-proxy, istio-init"});
+    let pod = mutated(pod, role_account(), json!({}));
+    assert!(container(&pod, "istio-init").get("env").is_none());
+    assert!(container(&pod, "istio-proxy").get("volumeMounts").is_none());
+    assert_eq!(
+        env_names(container(&pod, "app")),
+        ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+}
+
+#[test]
+fn leaves_the_pod_unchanged_when_every_container_is_skipped() {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/skip-containers": "app"});
+    assert_eq!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Accept { warnings: vec![] }
+    );
+}
+
+// -- When nothing happens ----------------------------------------------------
+
+#[test]
+fn leaves_the_pod_unchanged_when_the_service_account_has_no_role() {
+    let account = ServiceAccount::with_annotations([("team", "a")]);
+    assert_eq!(
+        evaluate(app_pod(), account, json!({})),
+        Decision::Accept { warnings: vec![] }
+    );
+}
+
+#[test]
+fn leaves_the_pod_unchanged_when_the_service_account_is_not_found() {
+    let source = InMemoryServiceAccounts::default();
+    let decision = decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 1);
+}
+
+#[test]
+fn reads_the_default_service_account_when_the_pod_names_none() {
+    let pod = pod_with(json!({"containers": [{"name": "app"}]}));
+    let source = InMemoryServiceAccounts::default().with("team-a", "default", role_account());
+    let decision = decide_payload(&request("CREATE", pod, json!({})), &source, &log());
+    assert!(matches!(decision, Decision::Mutate { .. }));
+}
+
+#[rstest]
+#[case("UPDATE")]
+#[case("DELETE")]
+#[case("CONNECT")]
+fn accepts_other_operations_without_a_host_call(#[case] operation: &str) {
+    let source = accounts(role_account());
+    let decision = decide_payload(&request(operation, app_pod(), json!({})), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[test]
+fn accepts_other_kinds_without_a_host_call() {
+    let mut payload: Value =
+        serde_json::from_slice(&request("CREATE", app_pod(), json!({}))).unwrap();
+    payload["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    let source = accounts(role_account());
+    let decision = decide_payload(&serde_json::to_vec(&payload).unwrap(), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[test]
+fn one_lookup_per_pod_creation() {
+    let source = accounts(role_account());
+    decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    assert_eq!(source.lookups(), 1);
+}
+
+// -- Idempotence and reuse ---------------------------------------------------
+
+#[test]
+fn running_on_its_own_output_changes_nothing() {
+    let settings = json!({"awsDefaultRegion": "eu-west-1", "stsRegionalEndpoints": true, "roleSessionName": true});
+    let pod = pod_with(json!({"serviceAccountName": "app",
+        "initContainers": [{"name": "proxy", "restartPolicy": "Always"}],
+        "containers": [{"name": "app"}, {"name": "worker", "env": [{"name": "A", "value": "1"}]}]}));
+    let once = mutated(pod, role_account(), settings.clone());
+    assert_eq!(
+        evaluate(once, role_account(), settings),
+        Decision::Accept { warnings: vec![] }
+    );
+}
+
+#[test]
+fn reuses_an_identical_volume_and_mount() {
+    let pod = pod_with(json!({"serviceAccountName": "app",
+        "containers": [{"name": "app", "volumeMounts": [token_mount()]}, {"name": "worker"}],
+        "volumes": [token_volume("sts.amazonaws.com", 3600)]}));
+    let pod = mutated(pod, role_account(), json!({}));
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([token_volume("sts.amazonaws.com", 3600)])
+    );
+    assert_eq!(
+        container(&pod, "app")["volumeMounts"],
+        json!([token_mount()])
+    );
+    assert_eq!(
+        container(&pod, "worker")["volumeMounts"],
+        json!([token_mount()])
+    );
+}
+
+// -- Conflicts are errors ----------------------------------------------------
+
+#[test]
+fn rejects_a_foreign_volume_with_the_token_volume_name() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}],
+        "volumes": [{"name": "aws-iam-token", "hostPath": {"path": "/var/lib/creds"}}]}),
+    );
+    assert_eq!(
+        rejection(pod, role_account(), json!({})),
+        "pod team-a/web: volume \"aws-iam-token\" already exists and is a hostPath volume, not a \
+         projected service account token with audience \"sts.amazonaws.com\" and path \"token\"; \
+         rename or remove that volume so the policy can add its own, or choose another name with \
+         the policy setting tokenVolumeName"
+    );
+}
+
+#[test]
+fn rejects_a_token_volume_for_another_audience() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}],
+        "volumes": [token_volume("vault", 600)]}),
+    );
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains("is a projected token for audience \"vault\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn rejects_another_volume_at_the_token_mount_path() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "istio-proxy",
+        "volumeMounts": [{"name": "istio-token", "mountPath": format!("{MOUNT_PATH}/")}]}]}),
+    );
+    assert_eq!(
+        rejection(pod, role_account(), json!({})),
+        "pod team-a/web: container \"istio-proxy\" already mounts volume \"istio-token\" at \
+         /var/run/secrets/eks.amazonaws.com/serviceaccount, where the policy mounts the AWS web \
+         identity token; move that mount, or list the container in the pod annotation \
+         eks.amazonaws.com/skip-containers"
+    );
+}
+
+#[test]
+fn skipped_containers_may_use_the_token_mount_path() {
+    let mut pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}, {"name": "istio-proxy",
+        "volumeMounts": [{"name": "istio-token", "mountPath": MOUNT_PATH}]}]}),
+    );
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/skip-containers": "istio-proxy"});
+    let pod = mutated(pod, role_account(), json!({}));
+    assert_eq!(
+        container(&pod, "istio-proxy")["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn rejects_the_token_volume_mounted_at_another_path() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "volumeMounts": [{"name": "aws-iam-token", "mountPath": "/token"}]}]}),
+    );
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains("container \"app\" mounts volume \"aws-iam-token\" at /token"),
+        "{message}"
+    );
+}
+
+#[test]
+fn rejects_an_invalid_role_arn() {
+    let account = ServiceAccount::with_annotations([(
+        "eks.amazonaws.com/role-arn",
+        "arn:aws:iam::123456789012:user/bob",
+    )]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.starts_with("ServiceAccount team-a/app: annotation eks.amazonaws.com/role-arn=\"arn:aws:iam::123456789012:user/bob\" is not an IAM role ARN"),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case("eks.amazonaws.com/token-expiration", "tomorrow")]
+#[case("eks.amazonaws.com/sts-regional-endpoints", "maybe")]
+fn rejects_unparseable_service_account_annotations(#[case] key: &str, #[case] value: &str) {
+    let account =
+        ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", ROLE), (key, value)]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.contains(&format!("annotation {key}={value:?}")),
+        "{message}"
+    );
+}
+
+// -- Lossless ----------------------------------------------------------------
+
+#[test]
+fn keeps_every_field_it_does_not_touch_including_unknown_ones() {
+    let original = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "team-a", "labels": {"app": "web"}, "futureMeta": {"x": [1, 2.5, null]}},
+        "spec": {"serviceAccountName": "app", "futureField": {"nested": true},
+            "initContainers": [{"name": "proxy", "restartPolicy": "Always", "resizePolicy": [{"resourceName": "cpu"}]}],
+            "containers": [{"name": "app", "image": "app:1", "futureContainerField": "kept",
+                "env": [{"name": "A", "value": "1"}], "volumeMounts": [{"name": "data", "mountPath": "/data", "recursiveReadOnly": "Enabled"}]}],
+            "volumes": [{"name": "data", "image": {"reference": "data:1"}}]},
+        "status": {}});
+    let pod = mutated(original.clone(), role_account(), json!({}));
+    assert_eq!(pod["spec"]["futureField"], original["spec"]["futureField"]);
+    assert_eq!(pod["metadata"], original["metadata"]);
+    assert_eq!(pod["status"], original["status"]);
+    let proxy = container(&pod, "proxy");
+    assert_eq!(proxy["restartPolicy"], "Always");
+    assert_eq!(
+        proxy["resizePolicy"],
+        original["spec"]["initContainers"][0]["resizePolicy"]
+    );
+    let app = container(&pod, "app");
+    assert_eq!(app["futureContainerField"], "kept");
+    assert_eq!(
+        app["volumeMounts"][0],
+        original["spec"]["containers"][0]["volumeMounts"][0]
+    );
+    assert_eq!(pod["spec"]["volumes"][0], original["spec"]["volumes"][0]);
+    // Remove what the policy appended: what is left is the original.
+    let mut stripped = pod.clone();
+    for list in ["initContainers", "containers"] {
+        for c in stripped["spec"][list].as_array_mut().unwrap() {
+            let c = c.as_object_mut().unwrap();
+            for field in ["env", "volumeMounts"] {
+                let items = c[field].as_array_mut().unwrap();
+                items.retain(|item| {
+                    !item["name"].as_str().unwrap().starts_with("AWS_")
+                        && item["name"] != "aws-iam-token"
+                });
+                if items.is_empty() {
+                    c.remove(field);
+                }
+            }
+        }
+    }
+    stripped["spec"]["volumes"].as_array_mut().unwrap().pop();
+    assert_eq!(stripped, original);
+}
+
+#[test]
+fn a_rejection_carries_no_mutated_pod() {
+    // The first container could be mutated; the second conflicts: nothing is changed.
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"},
+        {"name": "istio-proxy", "volumeMounts": [{"name": "istio-token", "mountPath": MOUNT_PATH}]}]}),
+    );
+    assert!(matches!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Reject(_)
+    ));
+}
+
+// -- Host outcomes and bad input ---------------------------------------------
+
+#[test]
+fn rejects_with_what_to_grant_when_the_host_cannot_read_service_accounts() {
+    let source = InMemoryServiceAccounts::default().failing(
+        "team-a",
+        "app",
+        "Policy has not been granted access to Kubernetes v1/ServiceAccount resources. The violation has been reported.",
+    );
+    let decision = decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    let Decision::Reject(error) = decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(error.code(), 500);
+    let message = error.to_string();
+    assert!(
+        message.contains("Policy has not been granted access"),
+        "{message}"
+    );
+    assert!(
+        message.contains("get, list and watch on serviceaccounts"),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": {"name": "app"}}}), "spec.containers must be a list, found an object")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": ["app"]}}), "spec.containers[0] must be an object, found string \"app\"")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": "A=1"}]}}), "spec.containers[0].env must be a list")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": [{"value": "x"}]}]}}), "spec.containers[0].env[0].name must be a string, found null")]
+#[case(json!({"spec": {"serviceAccountName": "app", "initContainers": [{"name": "i", "volumeMounts": [{"name": "x"}]}]}}), "spec.initContainers[0].volumeMounts[0].mountPath must be a string, found null")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app"}], "volumes": {}}}), "spec.volumes must be a list")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": 5}]}}), "spec.containers[0].name must be a string, found number 5")]
+fn rejects_a_malformed_pod_naming_the_field(#[case] pod: Value, #[case] message: &str) {
+    let actual = rejection(pod, role_account(), json!({}));
+    assert!(
+        actual.contains(message),
+        "{actual:?} should contain {message:?}"
+    );
+}
+
+#[test]
+fn rejects_invalid_settings_naming_the_setting() {
+    let message = rejection(
+        app_pod(),
+        role_account(),
+        json!({"tokenExpirationSeconds": 60}),
+    );
+    assert_eq!(
+        message,
+        "invalid setting tokenExpirationSeconds = 60: must be between 600 and 86400 seconds"
+    );
+}
+
+#[test]
+fn rejects_a_malformed_request_naming_the_path() {
+    let decision = decide_payload(
+        br#"{"request": {"operation": ["CREATE"]}, "settings": {}}"#,
+        &accounts(role_account()),
+        &log(),
+    );
+    let Decision::Reject(error) = decision else {
+        panic!("{decision:?}")
+    };
+    assert!(
+        error.to_string().starts_with(
+            "cannot read the admission request: request.operation: invalid type: sequence"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn null_lists_are_treated_as_empty() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "volumes": null, "initContainers": null,
+        "containers": [{"name": "app", "env": null, "volumeMounts": null}]}),
+    );
+    let pod = mutated(pod, role_account(), json!({}));
+    assert_eq!(
+        container(&pod, "app")["volumeMounts"],
+        json!([token_mount()])
+    );
+    assert_eq!(pod["spec"]["volumes"][0]["name"], "aws-iam-token");
+}
