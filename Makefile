@@ -1,0 +1,91 @@
+# irsa-policy: the Kubewarden targets (policy.wasm, annotated-policy.wasm, fmt,
+# lint, test, e2e-tests, clean) plus `run`, which works without kwctl.
+
+CARGO_GLOBAL_OPTIONS ?= --locked
+TARGET_DIR ?= $(CURDIR)/target
+HOST_DIR := $(CURDIR)/test-host
+HOST := $(HOST_DIR)/target/release/irsa-test-host
+RUST_SOURCES := $(shell find src -name '*.rs')
+HOST_SOURCES := $(shell find test-host/src -name '*.rs')
+SAMPLE := e2e-tests/cases/mutates-deployment-pod
+KWCTL ?= $(shell command -v kwctl 2>/dev/null)
+REGISTRY ?= ghcr.io/irsa-policy/policies/irsa-policy
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: all
+all: policy.wasm
+
+# Installs what the build and the tests need; safe to run again.
+.PHONY: deps
+deps:
+	rustup target add wasm32-wasip1
+	@command -v jq >/dev/null && command -v bats >/dev/null || \
+		(apt-get install -y bats jq || (apt-get update && apt-get install -y bats jq))
+
+policy.wasm: Cargo.toml Cargo.lock $(RUST_SOURCES)
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	cargo $(CARGO_GLOBAL_OPTIONS) build --target=wasm32-wasip1 --target-dir=$(TARGET_DIR) --release
+	cp $(TARGET_DIR)/wasm32-wasip1/release/irsa_policy.wasm $(CURDIR)/policy.wasm
+
+annotated-policy.wasm: policy.wasm metadata.yml README.md
+	@test -n "$(KWCTL)" || (echo "kwctl is not installed: see https://github.com/kubewarden/kwctl/releases" >&2; exit 1)
+	$(KWCTL) annotate -m metadata.yml -u README.md -o $(CURDIR)/annotated-policy.wasm $(CURDIR)/policy.wasm
+
+# The waPC test host: wasmtime takes several minutes to build the first time.
+$(HOST): test-host/Cargo.toml test-host/Cargo.lock $(HOST_SOURCES)
+	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) build --release
+
+# Builds the policy and runs it on a sample request: with kwctl when it is
+# installed, otherwise with the project's waPC test host, which takes the same
+# flags and prints the same AdmissionResponse line.
+.PHONY: run
+run: policy.wasm
+ifneq ($(KWCTL),)
+	$(MAKE) annotated-policy.wasm
+	$(KWCTL) run --request-path $(SAMPLE)/request.json --allow-context-aware \
+		--replay-host-capabilities-interactions $(SAMPLE)/session.yml annotated-policy.wasm
+else
+	$(MAKE) $(HOST)
+	$(HOST) run --request-path $(SAMPLE)/request.json --allow-context-aware \
+		--replay-host-capabilities-interactions $(SAMPLE)/session.yml policy.wasm
+endif
+
+.PHONY: fmt
+fmt:
+	cargo fmt --all -- --check
+	cd $(HOST_DIR) && cargo fmt --all -- --check
+
+.PHONY: lint
+lint:
+	cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
+	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
+
+.PHONY: unit-tests
+unit-tests:
+	cargo $(CARGO_GLOBAL_OPTIONS) test
+	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) test --release
+
+# Every e2e case through the release policy.wasm in the waPC test host, then the
+# bats suite with the test host standing in for kwctl, so e2e.bats is exercised
+# on machines without kwctl too.
+.PHONY: e2e-host
+e2e-host: policy.wasm $(HOST)
+	$(HOST) e2e policy.wasm
+	KWCTL=$(HOST) POLICY=policy.wasm bats e2e-tests/e2e.bats
+
+# The full suite: what .ci/run runs.
+.PHONY: test
+test: deps fmt lint unit-tests e2e-host
+
+# The bats suite through the real kwctl.
+.PHONY: e2e-tests
+e2e-tests:
+	@test -n "$(KWCTL)" || (echo "e2e-tests needs kwctl (https://github.com/kubewarden/kwctl/releases); 'make e2e-host' runs the same cases without it" >&2; exit 1)
+	$(MAKE) annotated-policy.wasm
+	bats e2e-tests/e2e.bats
+
+.PHONY: clean
+clean:
+	cargo clean
+	cd $(HOST_DIR) && cargo clean
+	rm -f policy.wasm annotated-policy.wasm
