@@ -50,6 +50,13 @@ else
 		--replay-host-capabilities-interactions $(SAMPLE)/session.yml policy.wasm
 endif
 
+# The cost of one admission as policy-server pays it (fresh instance per
+# evaluation), against a reused instance and the same decision compiled
+# natively. One JSON line per scenario on stdout; a summary on stderr.
+.PHONY: bench
+bench: policy.wasm $(HOST)
+	$(HOST) bench policy.wasm
+
 .PHONY: fmt
 fmt:
 	cargo fmt --all -- --check

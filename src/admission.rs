@@ -81,12 +81,13 @@ fn decide(
     };
     let injection = &resolved.injection;
     let plan = plan(&pod, &facts.label, injection)?;
-    debug!(log, "resolved injection"; "pod" => &facts.label, "roleArn" => injection.role_arn.as_str(),
-           "audience" => &injection.audience, "expirationSeconds" => injection.expiration.seconds(),
-           "tokenFile" => &injection.token_file, "region" => injection.region.as_deref().unwrap_or(""),
-           "stsRegionalEndpoints" => injection.sts_regional_endpoints,
-           "skippedContainers" => plan.skipped.join(","));
     let warnings = resolved.warnings;
+    // One info event per decision (each event is a host call); debug only for
+    // what a person would ask about: variables the containers set themselves.
+    if !plan.kept.is_empty() {
+        debug!(log, "containers keep their own AWS variables"; "pod" => &facts.label,
+               "kept" => plan.kept.join(", "));
+    }
     if plan.edit.is_empty() {
         let reason = if plan.injected.is_empty() {
             "no container to inject into"
@@ -97,7 +98,11 @@ fn decide(
               "roleArn" => injection.role_arn.as_str(), "skippedContainers" => plan.skipped.join(","));
         return Ok(Decision::Accept { warnings });
     }
-    info!(log, "pod mutated"; "pod" => &facts.label, "roleArn" => injection.role_arn.as_str(),
+    info!(log, "pod mutated"; "pod" => &facts.label, "serviceAccount" => facts.service_account,
+          "roleArn" => injection.role_arn.as_str(), "audience" => &injection.audience,
+          "expirationSeconds" => injection.expiration.seconds(), "tokenFile" => &injection.token_file,
+          "region" => injection.region.as_deref().unwrap_or(""),
+          "stsRegionalEndpoints" => injection.sts_regional_endpoints,
           "containers" => plan.injected.join(","), "skippedContainers" => plan.skipped.join(","));
     drop(facts);
     plan.edit.apply(&mut pod);

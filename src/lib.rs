@@ -36,7 +36,10 @@ pub extern "C" fn wapc_init() {
 
 fn validate(payload: &[u8]) -> CallResult {
     let log = slog::Logger::root(KubewardenDrain::new(), slog::o!("policy" => "irsa-policy"));
-    encode(&decide_payload(payload, &HostServiceAccounts, &log))
+    encode(
+        decide_payload(payload, &HostServiceAccounts, &log),
+        payload.len() + 1024,
+    )
 }
 
 /// The whole `validate` call short of encoding, for the native benchmark and tests.
@@ -55,9 +58,10 @@ pub fn decide_payload(
     }
 }
 
-/// The `ValidationResponse` JSON the host expects.
-pub fn encode(decision: &Decision) -> CallResult {
-    let warnings = |w: &Vec<String>| (!w.is_empty()).then(|| w.clone());
+/// The `ValidationResponse` JSON the host expects. Takes the decision by
+/// value so the mutated pod is serialised where it lies, not copied.
+pub fn encode(decision: Decision, capacity_hint: usize) -> CallResult {
+    let warnings = |w: Vec<String>| (!w.is_empty()).then_some(w);
     let response = match decision {
         Decision::Accept { warnings: w } => ValidationResponse {
             accepted: true,
@@ -71,7 +75,7 @@ pub fn encode(decision: &Decision) -> CallResult {
             accepted: true,
             message: None,
             code: None,
-            mutated_object: Some(pod.clone()),
+            mutated_object: Some(pod),
             audit_annotations: None,
             warnings: warnings(w),
         },
@@ -84,7 +88,11 @@ pub fn encode(decision: &Decision) -> CallResult {
             warnings: None,
         },
     };
-    Ok(serde_json::to_vec(&response)?)
+    // Sized for the usual answer, a pod a little larger than the one that
+    // came in, so the buffer is not regrown and copied several times over.
+    let mut out = Vec::with_capacity(capacity_hint);
+    serde_json::to_writer(&mut out, &response)?;
+    Ok(out)
 }
 
 /// Like the SDK's `validate_settings`, but unreadable settings get

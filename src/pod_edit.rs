@@ -48,6 +48,9 @@ pub struct Plan {
     pub injected: Vec<String>,
     /// Containers left alone because the skip annotation lists them.
     pub skipped: Vec<String>,
+    /// `container: VARIABLE` for each variable the policy would have set but
+    /// the container already sets itself.
+    pub kept: Vec<String>,
 }
 
 impl PodEdit {
@@ -124,7 +127,9 @@ pub fn plan(pod: &Value, pod_label: &str, injection: &Injection) -> Result<Plan,
             }
             let has_mount = token_mount(container, name, &path, pod_label, injection, &shape)?;
             env_to_add.clear();
-            missing_env(container, &path, injection, &shape, &mut env_to_add)?;
+            for kept in missing_env(container, &path, injection, &shape, &mut env_to_add)? {
+                result.kept.push(format!("{name}: {kept}"));
+            }
             if !has_mount || !env_to_add.is_empty() {
                 result.edit.containers.push(ContainerEdit {
                     list,
@@ -258,16 +263,17 @@ fn token_mount(
     Ok(has_mount)
 }
 
-/// The variables this container lacks, in the official webhook's order.
-/// The identity pair and the region pair are set together or not at all:
-/// half of a pair from the user and half from us would mix two configurations.
+/// The variables this container lacks, in the official webhook's order, and
+/// the names of those it sets itself. The identity pair and the region pair
+/// are set together or not at all: half of a pair from the user and half from
+/// us would mix two configurations.
 fn missing_env(
     container: &Value,
     path: &str,
     injection: &Injection,
     shape: &ShapeError,
     out: &mut Vec<Value>,
-) -> Result<(), PolicyError> {
+) -> Result<Vec<&'static str>, PolicyError> {
     let env_path = format!("{path}.env");
     let mut names = Vec::new();
     for (index, var) in array_field(container, "env", &env_path, shape)?
@@ -287,6 +293,19 @@ fn missing_env(
         }
     }
     let has = |name: &str| names.contains(&name);
+    let wanted = [
+        (injection.sts_regional_endpoints, AWS_STS_REGIONAL_ENDPOINTS),
+        (injection.region.is_some(), AWS_DEFAULT_REGION),
+        (injection.region.is_some(), AWS_REGION),
+        (true, AWS_ROLE_ARN),
+        (true, AWS_WEB_IDENTITY_TOKEN_FILE),
+        (injection.session_name, AWS_ROLE_SESSION_NAME),
+    ];
+    let kept = wanted
+        .into_iter()
+        .filter(|(wanted, name)| *wanted && has(name))
+        .map(|(_, name)| name)
+        .collect();
     if injection.sts_regional_endpoints && !has(AWS_STS_REGIONAL_ENDPOINTS) {
         out.push(env_value(AWS_STS_REGIONAL_ENDPOINTS, "regional"));
     }
@@ -316,7 +335,7 @@ fn missing_env(
             ..Default::default()
         }));
     }
-    Ok(())
+    Ok(kept)
 }
 
 fn env_value(name: &str, value: &str) -> Value {

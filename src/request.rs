@@ -41,15 +41,22 @@ impl ValidatePayload {
     /// The error names the JSON path that could not be read, for instance
     /// `request.operation: invalid type: integer 1, expected a string`.
     pub fn from_json(payload: &[u8]) -> Result<Self, PolicyError> {
-        let de = &mut serde_json::Deserializer::from_slice(payload);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            PolicyError::MalformedRequest(if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            })
+        // The path-tracking parser costs on every field; it only runs again to
+        // explain a payload the plain parser refused.
+        serde_json::from_slice(payload).map_err(|_| {
+            let de = &mut serde_json::Deserializer::from_slice(payload);
+            match serde_path_to_error::deserialize::<_, Self>(de) {
+                Ok(_) => PolicyError::MalformedRequest("unreadable payload".into()),
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    PolicyError::MalformedRequest(if path == "." {
+                        inner.to_string()
+                    } else {
+                        format!("{path}: {inner}")
+                    })
+                }
+            }
         })
     }
 }

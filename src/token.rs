@@ -1,9 +1,7 @@
 //! The projected service account token: its lifetime, the volume that carries
 //! it, and where the SDKs find it.
 
-use k8s_openapi::api::core::v1::{
-    ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeProjection,
-};
+use serde::Serialize;
 use serde_json::Value;
 
 /// The file name inside the token volume.
@@ -52,21 +50,43 @@ impl TokenExpiration {
 }
 
 /// The volume the policy adds: a projected service account token for `audience`.
+///
+/// Built from these few typed fields rather than `k8s_openapi::Volume`, whose
+/// serialiser drags every volume source (and a time library) into the module:
+/// about a third of its size, for four fields.
 pub fn token_volume(name: &str, audience: &str, expiration: TokenExpiration) -> Value {
+    #[derive(Serialize)]
+    struct Volume<'a> {
+        name: &'a str,
+        projected: Projected<'a>,
+    }
+    #[derive(Serialize)]
+    struct Projected<'a> {
+        sources: [Source<'a>; 1],
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Source<'a> {
+        service_account_token: Token<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Token<'a> {
+        audience: &'a str,
+        expiration_seconds: u32,
+        path: &'a str,
+    }
     let volume = Volume {
-        name: name.to_owned(),
-        projected: Some(ProjectedVolumeSource {
-            sources: Some(vec![VolumeProjection {
-                service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some(audience.to_owned()),
-                    expiration_seconds: Some(i64::from(expiration.seconds())),
-                    path: TOKEN_PATH.to_owned(),
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
+        name,
+        projected: Projected {
+            sources: [Source {
+                service_account_token: Token {
+                    audience,
+                    expiration_seconds: expiration.seconds(),
+                    path: TOKEN_PATH,
+                },
+            }],
+        },
     };
     serde_json::to_value(volume).unwrap_or(Value::Null)
 }

@@ -95,6 +95,7 @@ impl Policy {
         )
         .with_context(|| format!("parsing {}", metadata.display()))?;
         let pre = WasmtimeEngineProviderBuilder::new()
+            .engine(engine()?)
             .module_bytes(&bytes)
             .build_pre()
             .map_err(|e| anyhow!("compiling {}: {e}", wasm.display()))?;
@@ -109,7 +110,7 @@ impl Policy {
     pub fn instantiate(&self, state: &Arc<Mutex<HostState>>) -> Result<WapcHost> {
         let engine = self
             .pre
-            .rehydrate(None)
+            .rehydrate(Some(DEADLINES))
             .map_err(|e| anyhow!("instantiating: {e}"))?;
         let state = Arc::clone(state);
         let allowed = Arc::clone(&self.allowed);
@@ -135,6 +136,24 @@ impl Policy {
         host.call(operation, payload).map_err(|e| e.to_string())
     }
 }
+
+/// The engine as policy-server configures it: wasmtime's defaults, function
+/// references (for Go policies), and epoch interruption, which policy-server
+/// turns on for its evaluation timeout and which costs a check in every loop
+/// and function of the guest.
+fn engine() -> Result<wasmtime::Engine> {
+    let mut config = wasmtime::Config::default();
+    config.wasm_function_references(true);
+    config.epoch_interruption(true);
+    wasmtime::Engine::new(&config).map_err(|e| anyhow!("wasmtime engine: {e}"))
+}
+
+/// policy-server's default evaluation limit is 2 s, counted in 1 s epoch
+/// ticks; nothing ticks here, so the deadline only costs its checks.
+const DEADLINES: wasmtime_provider::EpochDeadlines = wasmtime_provider::EpochDeadlines {
+    wapc_init: 2,
+    wapc_func: 2,
+};
 
 /// Dispatches a guest host call as policy-evaluator does.
 fn host_call(

@@ -4,6 +4,7 @@
 //!   AdmissionResponse line, for machines without kwctl.
 //! - `e2e`: the module's waPC contract, then every case under `e2e-tests/cases`.
 
+mod bench;
 mod cases;
 mod contract;
 mod host;
@@ -61,6 +62,17 @@ enum Command {
         filter: Option<String>,
         policy: PathBuf,
     },
+    /// Time evaluations on fresh and reused instances against the native decision.
+    Bench {
+        #[arg(long, default_value = "bench")]
+        fixtures: PathBuf,
+        #[arg(long, default_value = "metadata.yml")]
+        metadata_path: PathBuf,
+        /// A tenth of the iterations, for a smoke run.
+        #[arg(long)]
+        quick: bool,
+        policy: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -97,6 +109,12 @@ fn main() -> Result<()> {
             filter.as_deref(),
             &policy,
         ),
+        Command::Bench {
+            fixtures,
+            metadata_path,
+            quick,
+            policy,
+        } => bench::run(&Policy::load(&policy, &metadata_path)?, &fixtures, quick),
     }
 }
 
