@@ -31,6 +31,19 @@ annotated-policy.wasm: policy.wasm metadata.yml README.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed: see https://github.com/kubewarden/kwctl/releases" >&2; exit 1)
 	$(KWCTL) annotate -m metadata.yml -u README.md -o $(CURDIR)/annotated-policy.wasm $(CURDIR)/policy.wasm
 
+# Regenerates the Artifact Hub package from metadata.yml and questions-ui.yml;
+# tests/packaging.rs checks that it agrees with them and with Cargo.toml.
+artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml
+	@test -n "$(KWCTL)" || (echo "kwctl is not installed" >&2; exit 1)
+	$(KWCTL) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
+		--version $(VERSION) --output artifacthub-pkg.yml
+
+# Publishes the annotated module to $(REGISTRY):v$(VERSION) (log in first, e.g.
+# `docker login ghcr.io`); releases do this from .github/workflows/release.yml.
+.PHONY: push
+push: annotated-policy.wasm
+	$(KWCTL) push annotated-policy.wasm registry://$(REGISTRY):v$(VERSION)
+
 # The waPC test host: wasmtime takes several minutes to build the first time.
 $(HOST): test-host/Cargo.toml test-host/Cargo.lock $(HOST_SOURCES)
 	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) build --release

@@ -21,6 +21,10 @@ pub enum PolicyError {
         found: String,
     },
 
+    /// The settings are not JSON of the right shape; `at` is the setting's path.
+    #[error("cannot read the settings: {at}{reason}")]
+    UnreadableSettings { at: String, reason: String },
+
     /// A policy setting is out of range or malformed.
     #[error("invalid setting {field} = {value}: {reason}")]
     InvalidSetting {
@@ -105,7 +109,9 @@ impl PolicyError {
     /// The HTTP status code the API server reports with the rejection.
     pub fn code(&self) -> u16 {
         match self {
-            PolicyError::ServiceAccountLookup { .. } | PolicyError::InvalidSetting { .. } => 500,
+            PolicyError::ServiceAccountLookup { .. }
+            | PolicyError::InvalidSetting { .. }
+            | PolicyError::UnreadableSettings { .. } => 500,
             _ => 400,
         }
     }

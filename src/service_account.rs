@@ -267,7 +267,7 @@ mod tests {
         let ctx = mock_kubernetes_sdk::get_resource_context();
         ctx.expect::<ServiceAccount>().times(1).returning(|_| {
             Err(host_error(
-                "serviceaccounts \"app\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot get resource \"serviceaccounts\"",
+                "serviceaccounts \"app\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" cannot get resource \"serviceaccounts\"",
             ))
         });
         let err = HostServiceAccounts.get("team-a", "app").unwrap_err();

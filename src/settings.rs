@@ -54,19 +54,27 @@ impl Settings {
             Some(b'{') => {}
             Some(b'n') if json.trim_ascii() == b"null" => return Ok(Self::default()),
             _ => {
-                return Err(PolicyError::InvalidSetting {
-                    field: "settings",
-                    value: String::from_utf8_lossy(json).chars().take(64).collect(),
-                    reason: "must be a JSON object".into(),
+                return Err(PolicyError::UnreadableSettings {
+                    at: String::new(),
+                    reason: format!(
+                        "must be a JSON object, found {:?}",
+                        String::from_utf8_lossy(json)
+                            .chars()
+                            .take(64)
+                            .collect::<String>()
+                    ),
                 })
             }
         }
         let de = &mut serde_json::Deserializer::from_slice(json);
         serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            PolicyError::InvalidSetting {
-                field: "settings",
-                value: if field == "." { String::new() } else { field },
+            let path = e.path().to_string();
+            PolicyError::UnreadableSettings {
+                at: if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                },
                 reason: e.into_inner().to_string(),
             }
         })
@@ -142,7 +150,9 @@ impl Config {
                 "must be a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)",
             ));
         }
-        if let Some(region) = &s.aws_default_region {
+        // An empty region is how a form (Rancher's UI, a Helm value) says "none".
+        let region = s.aws_default_region.as_deref().filter(|r| !r.is_empty());
+        if let Some(region) = region {
             if !is_region(region) {
                 return Err(invalid(
                     "awsDefaultRegion",
@@ -157,7 +167,7 @@ impl Config {
             token_expiration,
             mount_path: mount_path.to_owned(),
             volume_name: s.token_volume_name.clone(),
-            region: s.aws_default_region.clone(),
+            region: region.map(str::to_owned),
             sts_regional_endpoints: s.sts_regional_endpoints,
             role_session_name: s.role_session_name,
         })
@@ -212,6 +222,12 @@ mod tests {
         assert_eq!(config.region, None);
         assert!(!config.sts_regional_endpoints);
         assert!(!config.role_session_name);
+    }
+
+    #[test]
+    fn an_empty_region_means_no_region() {
+        let settings = Settings::from_json(br#"{"awsDefaultRegion": ""}"#).unwrap();
+        assert_eq!(Config::from_settings(&settings).unwrap().region, None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn check(
     policy: &Policy,
     wasm: &Path,
     settings_matrix: &Path,
+    sample_policy: &Path,
 ) -> Result<Vec<(String, Result<(), String>)>> {
     let mut results = Vec::new();
 
@@ -100,5 +101,16 @@ pub fn check(
         };
         results.push((name, outcome));
     }
+    // The ClusterAdmissionPolicy users start from must be accepted as it is.
+    let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(sample_policy)?)
+        .with_context(|| format!("parsing {}", sample_policy.display()))?;
+    let verdict = validate_settings(policy, &sample["spec"]["settings"])?;
+    results.push((
+        format!(
+            "validate_settings accepts the settings of {}",
+            sample_policy.display()
+        ),
+        verdict.map_err(|message| format!("refused: {message}")),
+    ));
     Ok(results)
 }

@@ -52,6 +52,9 @@ enum Command {
         cases: PathBuf,
         #[arg(long, default_value = "e2e-tests/settings-matrix.json")]
         settings_matrix: PathBuf,
+        /// The sample ClusterAdmissionPolicy, whose settings must be valid.
+        #[arg(long, default_value = "deploy/policy.yaml")]
+        sample_policy: PathBuf,
         /// Every case must have a @test in this bats file.
         #[arg(long, default_value = "e2e-tests/e2e.bats")]
         bats: PathBuf,
@@ -97,6 +100,7 @@ fn main() -> Result<()> {
         Command::E2e {
             cases,
             settings_matrix,
+            sample_policy,
             bats,
             metadata_path,
             filter,
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
         } => e2e(
             &cases,
             &settings_matrix,
+            &sample_policy,
             &bats,
             &metadata_path,
             filter.as_deref(),
@@ -173,6 +178,7 @@ fn run(
 fn e2e(
     cases_dir: &std::path::Path,
     settings_matrix: &std::path::Path,
+    sample_policy: &std::path::Path,
     bats: &std::path::Path,
     metadata: &std::path::Path,
     filter: Option<&str>,
@@ -188,7 +194,7 @@ fn e2e(
     );
     let mut failed = Vec::new();
 
-    for (name, outcome) in contract::check(&policy, policy_path, settings_matrix)? {
+    for (name, outcome) in contract::check(&policy, policy_path, settings_matrix, sample_policy)? {
         report(&format!("contract: {name}"), &outcome, &mut failed);
     }
 
