@@ -160,3 +160,71 @@ load helpers
 @test "validate_settings refuses a tokenExpirationSeconds below 600, naming it" {
   run_case settings-refused
 }
+
+@test "allowedRoleArns refuses a role no rule allows for the pod's namespace, naming the setting" {
+  run_case guardrail-refuses-role-of-another-team
+}
+
+@test "allowedRoleArns lets a role through when a rule's namespace and role globs match" {
+  run_case guardrail-allows-matching-role
+}
+
+@test "allowedAccounts refuses a role of an account not listed" {
+  run_case guardrail-refuses-other-account
+}
+
+@test "allowedPartitions refuses a role of a partition not listed" {
+  run_case guardrail-refuses-other-partition
+}
+
+@test "a ServiceAccount without a role annotation gets the role, audience and expiration of the serviceAccounts setting" {
+  run_case role-from-service-accounts-setting
+}
+
+@test "the ServiceAccount's own role annotation wins over a */name entry of the serviceAccounts setting" {
+  run_case service-account-annotation-wins-over-setting
+}
+
+@test "with composeRoleArn, a role annotation that names a role becomes its ARN" {
+  run_case compose-role-name
+}
+
+@test "EKS Pod Identity: a listed ServiceAccount's pods get the container credentials endpoint, its token volume and the pod-identity label" {
+  run_case container-credentials
+}
+
+@test "container credentials take precedence over the ServiceAccount's role, as in the official webhook" {
+  run_case container-credentials-over-role
+}
+
+@test "the pod annotation irsa-policy.io/inject-containers limits injection to the listed containers" {
+  run_case inject-containers-annotation
+}
+
+@test "a skip-containers name that matches no container is reported as a warning" {
+  run_case unknown-container-name-warns
+}
+
+@test "the ServiceAccount annotation irsa-policy.io/region sets its pods' region over awsDefaultRegion" {
+  run_case region-from-service-account
+}
+
+@test "a region annotation that is not an AWS region is refused, naming the ServiceAccount" {
+  run_case reject-bad-region-annotation
+}
+
+@test "with skipRegionWithEnvFrom, containers using envFrom get no region variables (official #248)" {
+  run_case skip-region-with-env-from
+}
+
+@test "kubectl debug's ephemeral containers are accepted unchanged, without a host call, unless ephemeralContainers is on" {
+  run_case ephemeral-containers-ignored-by-default
+}
+
+@test "with ephemeralContainers, a new ephemeral container of a pod that has the token volume gets the mount and env" {
+  run_case ephemeral-containers-injected
+}
+
+@test "a pod created without the token volume cannot get one later: its new ephemeral containers are let through with a warning" {
+  run_case ephemeral-containers-without-token-volume
+}

@@ -7,7 +7,7 @@
 use crate::error::PolicyError;
 use crate::injection::resolve;
 use crate::pod::PodFacts;
-use crate::pod_edit::plan;
+use crate::pod_edit::{plan, Scope};
 use crate::request::AdmissionRequest;
 use crate::service_account::{Lookup, ServiceAccountSource};
 use crate::settings::Config;
@@ -31,14 +31,39 @@ pub fn evaluate(
     accounts: &dyn ServiceAccountSource,
     log: &Logger,
 ) -> Decision {
-    if !request.is_pod_create() {
-        info!(log, "pod left unchanged"; "reason" => "not a pod creation",
-              "operation" => &request.operation, "kind" => &request.kind.kind, "uid" => &request.uid);
+    let existing;
+    let scope = if request.is_pod_create() {
+        Scope::Creation
+    } else if request.is_ephemeral_containers_update() && config.ephemeral_containers {
+        existing = request
+            .old_object
+            .as_ref()
+            .map(|old| old.ephemeral_container_names())
+            .unwrap_or_default();
+        Scope::NewEphemeralContainers {
+            existing: &existing,
+        }
+    } else {
+        let reason = if request.is_ephemeral_containers_update() {
+            "ephemeral containers are not injected (setting ephemeralContainers)"
+        } else {
+            "not a pod creation"
+        };
+        info!(log, "pod left unchanged"; "reason" => reason, "operation" => &request.operation,
+              "kind" => &request.kind.kind, "subResource" => &request.sub_resource,
+              "uid" => &request.uid);
         return Decision::Accept {
             warnings: Vec::new(),
         };
-    }
-    match decide(request, config, accounts, log) {
+    };
+    match decide(
+        request.object,
+        &request.namespace,
+        scope,
+        config,
+        accounts,
+        log,
+    ) {
         Ok(decision) => decision,
         Err(error) => {
             info!(log, "pod rejected"; "reason" => error.to_string());
@@ -48,58 +73,62 @@ pub fn evaluate(
 }
 
 fn decide(
-    request: AdmissionRequest,
+    mut pod: Value,
+    namespace: &str,
+    scope: Scope,
     config: &Config,
     accounts: &dyn ServiceAccountSource,
     log: &Logger,
 ) -> Result<Decision, PolicyError> {
-    let mut pod = request.object;
-    let facts = PodFacts::read(&pod, &request.namespace)?;
+    let facts = PodFacts::read(&pod, namespace)?;
     let namespace = facts.label.split_once('/').map_or("", |(ns, _)| ns);
     if namespace.is_empty() {
         return Err(PolicyError::MalformedRequest(
             "the request has no namespace and neither has the pod's metadata".into(),
         ));
     }
+    let unchanged = |reason: &str, warnings: Vec<String>| {
+        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.label,
+              "serviceAccount" => facts.service_account);
+        Ok(Decision::Accept { warnings })
+    };
     let service_account = match accounts.get(namespace, facts.service_account)? {
         Lookup::Found(service_account) => service_account,
-        Lookup::NotFound => {
-            info!(log, "pod left unchanged"; "reason" => "ServiceAccount not found",
-                  "pod" => &facts.label, "serviceAccount" => facts.service_account);
-            return Ok(Decision::Accept {
-                warnings: Vec::new(),
-            });
-        }
+        Lookup::NotFound => return unchanged("ServiceAccount not found", Vec::new()),
     };
     let Some(resolved) = resolve(config, namespace, &service_account, &facts)? else {
-        info!(log, "pod left unchanged"; "reason" => "ServiceAccount has no role annotation",
-              "pod" => &facts.label, "serviceAccount" => facts.service_account,
-              "annotation" => &config.annotations.role_arn);
-        return Ok(Decision::Accept {
-            warnings: Vec::new(),
-        });
+        return unchanged("no role for the ServiceAccount", Vec::new());
     };
     let injection = &resolved.injection;
-    let plan = plan(&pod, &facts.label, injection)?;
-    let warnings = resolved.warnings;
+    let plan = plan(&pod, &facts.label, injection, scope)?;
+    let mut warnings = resolved.warnings;
+    for name in &plan.unknown_names {
+        warnings.push(format!(
+            "pod annotation {} or {} names container {name:?}, which the pod does not have",
+            injection.containers.skip_annotation, injection.containers.only_annotation
+        ));
+    }
+    if let Some(reason) = &plan.no_volume {
+        warnings.push(format!(
+            "the new ephemeral containers get no AWS credentials: {reason}"
+        ));
+    }
     // One info event per decision (each event is a host call); debug only for
-    // what a person would ask about: variables the containers set themselves.
+    // what a person would ask about: variables the containers keep for themselves.
     if !plan.kept.is_empty() {
         debug!(log, "containers keep their own AWS variables"; "pod" => &facts.label,
                "kept" => plan.kept.join(", "));
     }
     if plan.edit.is_empty() {
-        let reason = if plan.injected.is_empty() {
-            "no container to inject into"
-        } else {
-            "pod already has the credentials"
+        let reason = match (&plan.no_volume, plan.injected.is_empty()) {
+            (Some(_), _) => "no usable token volume for the new ephemeral containers",
+            (None, true) => "no container to inject into",
+            (None, false) => "pod already has the credentials",
         };
-        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.label,
-              "roleArn" => injection.role_arn.as_str(), "skippedContainers" => plan.skipped.join(","));
-        return Ok(Decision::Accept { warnings });
+        return unchanged(reason, warnings);
     }
     info!(log, "pod mutated"; "pod" => &facts.label, "serviceAccount" => facts.service_account,
-          "roleArn" => injection.role_arn.as_str(), "audience" => &injection.audience,
+          "credentials" => injection.credentials.describe(), "audience" => &injection.audience,
           "expirationSeconds" => injection.expiration.seconds(), "tokenFile" => &injection.token_file,
           "region" => injection.region.as_deref().unwrap_or(""),
           "stsRegionalEndpoints" => injection.sts_regional_endpoints,

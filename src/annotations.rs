@@ -29,6 +29,28 @@ impl AnnotationKeys {
     }
 }
 
+/// Annotations of this project's own, for what the official webhook has no
+/// annotation for; under the `extensionAnnotationPrefix` setting, so they never
+/// squat on `eks.amazonaws.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionKeys {
+    /// Pod: comma-separated container names; only these are injected
+    /// (the official tracker's #147).
+    pub inject_containers: String,
+    /// ServiceAccount: the region for its pods, overriding `awsDefaultRegion`
+    /// (the official tracker's #149 and #238).
+    pub region: String,
+}
+
+impl ExtensionKeys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            inject_containers: format!("{prefix}/inject-containers"),
+            region: format!("{prefix}/region"),
+        }
+    }
+}
+
 /// `true`/`false`/`1`/`0`, any case: what people write for the official
 /// webhook's `sts-regional-endpoints`, which Go's `strconv.ParseBool` reads.
 pub fn parse_bool(value: &str) -> Result<bool, String> {
@@ -53,6 +75,13 @@ pub fn parse_name_list(value: &str) -> Vec<&str> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn extension_keys_follow_their_own_prefix() {
+        let keys = ExtensionKeys::new("irsa-policy.io");
+        assert_eq!(keys.inject_containers, "irsa-policy.io/inject-containers");
+        assert_eq!(keys.region, "irsa-policy.io/region");
+    }
 
     #[test]
     fn keys_follow_the_prefix() {

@@ -21,9 +21,9 @@ pub enum PolicyError {
         found: String,
     },
 
-    /// The settings are not JSON of the right shape; `at` is the setting's path.
-    #[error("cannot read the settings: {at}{reason}")]
-    UnreadableSettings { at: String, reason: String },
+    /// The settings are not JSON of the right shape; the reason starts with the setting.
+    #[error("cannot read the settings: {reason}")]
+    UnreadableSettings { reason: String },
 
     /// A policy setting is out of range or malformed.
     #[error("invalid setting {field} = {value}: {reason}")]
@@ -39,6 +39,20 @@ pub enum PolicyError {
         object: String,
         key: String,
         value: String,
+        reason: String,
+    },
+
+    /// The guardrail settings do not let this ServiceAccount's pods assume its role.
+    #[error(
+        "ServiceAccount {namespace}/{service_account} may not assume role {role}: {reason}; the \
+         policy setting {setting} decides which roles each namespace may assume: use a role it \
+         allows, or ask the platform team to change the setting"
+    )]
+    RoleNotAllowed {
+        namespace: String,
+        service_account: String,
+        role: String,
+        setting: &'static str,
         reason: String,
     },
 
@@ -112,6 +126,7 @@ impl PolicyError {
             PolicyError::ServiceAccountLookup { .. }
             | PolicyError::InvalidSetting { .. }
             | PolicyError::UnreadableSettings { .. } => 500,
+            PolicyError::RoleNotAllowed { .. } => 403,
             _ => 400,
         }
     }

@@ -1,18 +1,27 @@
 //! What a pod gets: the settings, its ServiceAccount's annotations and its own
-//! annotations resolved into one [`Injection`], or nothing when the
-//! ServiceAccount names no role.
+//! annotations resolved into one [`Injection`], or nothing when there is no
+//! role for it.
 //!
 //! Precedence follows the official webhook, minus its surprises: an empty
 //! `audience` annotation means "unset" (not a token for the API server), and
 //! unreadable values are refused instead of silently ignored.
+//!
+//! - credentials: container credentials for the ServiceAccounts listed in
+//!   `containerCredentials`, else the role of the ServiceAccount's annotation,
+//!   else of the `serviceAccounts` setting, checked against the guardrails;
+//! - audience and regional STS: ServiceAccount annotation, `serviceAccounts`
+//!   setting, then the global setting;
+//! - token expiration: pod annotation, ServiceAccount annotation,
+//!   `serviceAccounts` setting, global setting, clamped to 600..86400;
+//! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
 use crate::annotations::{parse_bool, parse_name_list};
+use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
 use crate::error::PolicyError;
 use crate::pod::PodFacts;
-use crate::role_arn::{RoleArn, EXPECTED_FORM};
 use crate::service_account::ServiceAccount;
-use crate::settings::Config;
-use crate::token::{token_file, TokenExpiration};
+use crate::settings::{is_region, Config};
+use crate::token::{token_file, TokenExpiration, TOKEN_PATH};
 
 /// STS caps `RoleSessionName` at 64 characters.
 const MAX_SESSION_NAME: usize = 64;
@@ -20,20 +29,54 @@ const MAX_SESSION_NAME: usize = 64;
 /// Everything the pod edit needs, all values already checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injection {
-    pub role_arn: RoleArn,
+    pub credentials: Credentials,
     pub audience: String,
     pub expiration: TokenExpiration,
     pub volume_name: String,
     pub mount_path: String,
-    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, with the Windows form for Windows pods.
+    /// The token's file name inside the volume.
+    pub token_path: String,
+    /// The token file the SDKs read, in its Windows form for Windows pods.
     pub token_file: String,
     pub region: Option<String>,
     pub sts_regional_endpoints: bool,
     /// Add `AWS_ROLE_SESSION_NAME` from the downward API `metadata.name`.
     pub session_name: bool,
-    pub skip_containers: Vec<String>,
-    /// The pod annotation that lists skipped containers, for error messages.
+    pub containers: ContainerSelection,
+    pub skip_region_with_env_from: bool,
+    /// A label the pod gets (EKS Pod Identity marks its pods).
+    pub pod_label: Option<(&'static str, &'static str)>,
+}
+
+/// Which containers the pod's annotations let the policy touch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSelection {
+    pub skip: Vec<String>,
+    /// `Some`: only these.
+    pub only: Option<Vec<String>>,
+    /// The annotation keys, for messages.
     pub skip_annotation: String,
+    pub only_annotation: String,
+}
+
+impl ContainerSelection {
+    /// Skipping wins over listing, so an `inject-containers` list copied
+    /// between pods cannot undo a `skip-containers` entry.
+    pub fn selects(&self, name: &str) -> bool {
+        !self.skip.iter().any(|s| s == name)
+            && self
+                .only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == name))
+    }
+
+    /// Every name the annotations mention.
+    pub fn listed(&self) -> impl Iterator<Item = &str> {
+        self.skip
+            .iter()
+            .chain(self.only.iter().flatten())
+            .map(String::as_str)
+    }
 }
 
 /// The injection and the warnings the pod's author should see.
@@ -43,7 +86,7 @@ pub struct Resolved {
     pub warnings: Vec<String>,
 }
 
-/// `Ok(None)` when the ServiceAccount has no (or an empty) role annotation.
+/// `Ok(None)` when there is no role for the pod's ServiceAccount.
 pub fn resolve(
     config: &Config,
     namespace: &str,
@@ -51,7 +94,8 @@ pub fn resolve(
     pod: &PodFacts,
 ) -> Result<Option<Resolved>, PolicyError> {
     let keys = &config.annotations;
-    let sa_label = format!("ServiceAccount {namespace}/{}", pod.service_account);
+    let sa_name = pod.service_account;
+    let sa_label = format!("ServiceAccount {namespace}/{sa_name}");
     let sa_error = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
         object: sa_label.clone(),
         key: key.to_owned(),
@@ -64,28 +108,58 @@ pub fn resolve(
         value: value.to_owned(),
         reason,
     };
+    let mapping = config.role_mapping.lookup(namespace, sa_name);
+    let container_credentials = config
+        .container_credentials
+        .as_ref()
+        .filter(|cc| cc.covers(namespace, sa_name));
 
-    let role_value = match service_account.annotation(&keys.role_arn) {
-        Some(value) if !value.trim().is_empty() => value,
-        _ => return Ok(None),
-    };
-    let role_arn = RoleArn::parse(role_value).map_err(|reason| {
-        sa_error(
-            &keys.role_arn,
-            role_value,
-            format!("is not an IAM role ARN: {reason}; expected {EXPECTED_FORM}"),
-        )
-    })?;
-
-    let audience = match service_account.annotation(&keys.audience) {
-        Some(value) if !value.trim().is_empty() => value.trim().to_owned(),
-        _ => config.audience.clone(),
+    // Container credentials take precedence over a role, as in the official webhook.
+    let (credentials, audience, mount_path, volume_name, token_path) = match container_credentials {
+        Some(cc) => (
+            Credentials::ContainerCredentials {
+                full_uri: cc.full_uri.clone(),
+            },
+            cc.audience.clone(),
+            cc.mount_path.as_str(),
+            cc.volume_name.as_str(),
+            cc.token_path.as_str(),
+        ),
+        None => {
+            let annotated = service_account
+                .annotation(&keys.role_arn)
+                .filter(|value| !value.trim().is_empty());
+            let role_arn = match (annotated, mapping.and_then(|m| m.role_arn.as_ref())) {
+                (Some(value), _) => config
+                    .role_mapping
+                    .role(value)
+                    .map_err(|reason| sa_error(&keys.role_arn, value, reason))?,
+                (None, Some(role_arn)) => role_arn.clone(),
+                (None, None) => return Ok(None),
+            };
+            config.guardrails.check(namespace, sa_name, &role_arn)?;
+            let audience = match service_account.annotation(&keys.audience) {
+                Some(value) if !value.trim().is_empty() => value.trim().to_owned(),
+                _ => mapping
+                    .and_then(|m| m.audience.clone())
+                    .unwrap_or_else(|| config.audience.clone()),
+            };
+            (
+                Credentials::WebIdentity { role_arn },
+                audience,
+                config.mount_path.as_str(),
+                config.volume_name.as_str(),
+                TOKEN_PATH,
+            )
+        }
     };
 
     let sts_regional_endpoints = match service_account.annotation(&keys.sts_regional_endpoints) {
         Some(value) => parse_bool(value)
             .map_err(|reason| sa_error(&keys.sts_regional_endpoints, value, reason))?,
-        None => config.sts_regional_endpoints,
+        None => mapping
+            .and_then(|m| m.sts_regional_endpoints)
+            .unwrap_or(config.sts_regional_endpoints),
     };
 
     let mut warnings = Vec::new();
@@ -98,32 +172,61 @@ pub fn resolve(
             .map_err(|reason| pod_error(&keys.token_expiration, value, reason))?,
         (None, Some(value)) => annotated_expiration(value, &mut warnings)
             .map_err(|reason| sa_error(&keys.token_expiration, value, reason))?,
-        (None, None) => config.token_expiration,
+        (None, None) => mapping
+            .and_then(|m| m.token_expiration)
+            .unwrap_or(config.token_expiration),
     };
 
-    let skip_containers = pod
-        .annotation(&keys.skip_containers)?
-        .map(parse_name_list)
-        .unwrap_or_default()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let region_key = &config.extension.region;
+    let region = match service_account.annotation(region_key) {
+        Some(value) if !value.trim().is_empty() => {
+            let value = value.trim();
+            if !is_region(value) {
+                return Err(sa_error(
+                    region_key,
+                    value,
+                    "is not an AWS region such as us-east-1 or eu-central-1".into(),
+                ));
+            }
+            Some(value.to_owned())
+        }
+        _ => config.region.clone(),
+    };
 
-    let session_name = config.role_session_name && session_name_fits(pod, &mut warnings);
+    let names = |key: &str| -> Result<Option<Vec<String>>, PolicyError> {
+        Ok(pod.annotation(key)?.map(|value| {
+            parse_name_list(value)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        }))
+    };
+    let containers = ContainerSelection {
+        skip: names(&keys.skip_containers)?.unwrap_or_default(),
+        only: names(&config.extension.inject_containers)?,
+        skip_annotation: keys.skip_containers.clone(),
+        only_annotation: config.extension.inject_containers.clone(),
+    };
+
+    let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
+    let session_name =
+        web_identity && config.role_session_name && session_name_fits(pod, &mut warnings);
 
     Ok(Some(Resolved {
         injection: Injection {
-            role_arn,
+            pod_label: (!web_identity).then_some(POD_IDENTITY_LABEL),
+            credentials,
             audience,
             expiration,
-            volume_name: config.volume_name.clone(),
-            mount_path: config.mount_path.clone(),
-            token_file: token_file(&config.mount_path, pod.windows),
-            region: config.region.clone(),
+            volume_name: volume_name.to_owned(),
+            mount_path: mount_path.to_owned(),
+            token_path: token_path.to_owned(),
+            token_file: token_file(mount_path, token_path, pod.windows),
+            region,
             sts_regional_endpoints,
             session_name,
-            skip_containers,
-            skip_annotation: keys.skip_containers.clone(),
+            containers,
+            skip_region_with_env_from: config.skip_region_with_env_from,
         },
         warnings,
     }))
@@ -234,7 +337,7 @@ mod tests {
     #[test]
     fn defaults_come_from_settings() {
         let injected = injection(&sa(&[("eks.amazonaws.com/role-arn", ROLE)]), &plain_pod());
-        assert_eq!(injected.role_arn.as_str(), ROLE);
+        assert_eq!(injected.credentials.describe(), ROLE);
         assert_eq!(injected.audience, "sts.amazonaws.com");
         assert_eq!(injected.expiration.seconds(), 86400);
         assert_eq!(
@@ -376,7 +479,7 @@ mod tests {
         let account = sa(&[("eks.amazonaws.com/role-arn", ROLE)]);
         let pod = json!({"metadata": {"name": "web", "annotations": {"eks.amazonaws.com/skip-containers": "sidecar, init ,"}}, "spec": {}});
         assert_eq!(
-            injection(&account, &pod).skip_containers,
+            injection(&account, &pod).containers.skip,
             vec!["sidecar", "init"]
         );
     }

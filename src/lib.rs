@@ -7,12 +7,16 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod credentials;
+pub mod diagnose;
 pub mod error;
+pub mod guardrails;
 pub mod injection;
 pub mod pod;
 pub mod pod_edit;
 pub mod request;
 pub mod role_arn;
+pub mod role_mapping;
 pub mod service_account;
 pub mod settings;
 pub mod token;

@@ -1,10 +1,12 @@
 //! The `validate` payload, read in one pass.
 //!
-//! Only the fields the decision needs are kept; everything else, `oldObject`
-//! included, is skipped by the parser without being built, so an UPDATE or a
-//! large object costs no allocation beyond the pod we may edit.
+//! Only the fields the decision needs are kept; everything else (all of
+//! `oldObject` but its ephemeral container names) is skipped by the parser
+//! without being built, so an UPDATE costs no allocation beyond the pod.
 
+use crate::diagnose;
 use crate::error::PolicyError;
+use crate::pod::describe;
 use crate::settings::Settings;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +29,39 @@ pub struct AdmissionRequest {
     pub namespace: String,
     pub sub_resource: String,
     pub object: Value,
+    /// Only the names of the ephemeral containers the pod had before; the
+    /// rest of `oldObject` is skipped unread.
+    pub old_object: Option<OldPod>,
+}
+
+/// What the policy needs of the pod before an `ephemeralcontainers` update.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OldPod {
+    spec: OldSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct OldSpec {
+    ephemeral_containers: Option<Vec<Named>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    name: String,
+}
+
+impl OldPod {
+    pub fn ephemeral_container_names(&self) -> Vec<String> {
+        self.spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,34 +76,48 @@ impl ValidatePayload {
     /// The error names the JSON path that could not be read, for instance
     /// `request.operation: invalid type: integer 1, expected a string`.
     pub fn from_json(payload: &[u8]) -> Result<Self, PolicyError> {
-        // The path-tracking parser costs on every field; it only runs again to
-        // explain a payload the plain parser refused.
-        serde_json::from_slice(payload).map_err(|_| {
-            let de = &mut serde_json::Deserializer::from_slice(payload);
-            match serde_path_to_error::deserialize::<_, Self>(de) {
-                Ok(_) => PolicyError::MalformedRequest("unreadable payload".into()),
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    PolicyError::MalformedRequest(if path == "." {
-                        inner.to_string()
-                    } else {
-                        format!("{path}: {inner}")
-                    })
-                }
-            }
-        })
+        serde_json::from_slice(payload)
+            .map_err(|e| PolicyError::MalformedRequest(explain_payload(payload, &e)))
     }
 }
 
+/// Names the part of the payload that did not read: `request.operation: ...`.
+fn explain_payload(payload: &[u8], error: &serde_json::Error) -> String {
+    let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(payload) else {
+        return error.to_string();
+    };
+    let explained = match top.get("request") {
+        None => Some("missing field `request`".to_owned()),
+        Some(Value::Object(request)) => diagnose::first_refused::<AdmissionRequest>(request)
+            .map(|field| format!("request.{field}"))
+            .or_else(|| match top.get("settings") {
+                Some(Value::Object(settings)) => diagnose::first_refused::<Settings>(settings)
+                    .map(|field| format!("settings.{field}")),
+                _ => None,
+            }),
+        Some(other) => Some(format!(
+            "request: must be an object, found {}",
+            describe(other)
+        )),
+    };
+    explained.unwrap_or_else(|| error.to_string())
+}
+
 impl AdmissionRequest {
-    /// Pod creation is the one request the policy acts on; everything else
-    /// (UPDATE, DELETE, CONNECT, subresources, other kinds) passes untouched.
+    fn is_pod(&self) -> bool {
+        self.kind.kind == "Pod" && self.kind.group.is_empty()
+    }
+
+    /// Pod creation is the request the policy acts on; everything else but
+    /// ephemeral containers (UPDATE, DELETE, CONNECT, other subresources,
+    /// other kinds) passes untouched.
     pub fn is_pod_create(&self) -> bool {
-        self.operation == "CREATE"
-            && self.kind.kind == "Pod"
-            && self.kind.group.is_empty()
-            && self.sub_resource.is_empty()
+        self.operation == "CREATE" && self.is_pod() && self.sub_resource.is_empty()
+    }
+
+    /// Ephemeral containers being added to a running pod (`kubectl debug`).
+    pub fn is_ephemeral_containers_update(&self) -> bool {
+        self.operation == "UPDATE" && self.is_pod() && self.sub_resource == "ephemeralcontainers"
     }
 }
 
@@ -108,6 +157,7 @@ mod tests {
     #[case("CREATE", "apps", "Deployment", "")]
     #[case("CREATE", "example.com", "Pod", "")]
     #[case("CREATE", "", "Pod", "binding")]
+    #[case("UPDATE", "", "Pod", "ephemeralcontainers")]
     fn only_pod_create_is_acted_on(
         #[case] operation: &str,
         #[case] group: &str,
@@ -125,5 +175,19 @@ mod tests {
             ..Default::default()
         };
         assert!(!request.is_pod_create());
+    }
+
+    #[test]
+    fn reads_only_the_old_ephemeral_container_names() {
+        let payload = br#"{"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "UPDATE", "subResource": "ephemeralcontainers", "object": {},
+            "oldObject": {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app"}],
+                "ephemeralContainers": [{"name": "debugger-1", "image": "busybox"}]}}}}"#;
+        let request = ValidatePayload::from_json(payload).unwrap().request;
+        assert!(request.is_ephemeral_containers_update());
+        assert_eq!(
+            request.old_object.unwrap().ephemeral_container_names(),
+            ["debugger-1"]
+        );
     }
 }

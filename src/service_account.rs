@@ -8,6 +8,7 @@
 use crate::error::PolicyError;
 use kubewarden_policy_sdk::host_capabilities::kubernetes::GetResourceRequest;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[cfg(not(test))]
@@ -30,17 +31,19 @@ pub struct ServiceAccount {
     pub metadata: Metadata,
 }
 
+/// Annotations are kept as JSON values: the module already carries the code
+/// for JSON maps, and a map of strings would bring its own copy of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Metadata {
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Map<String, Value>,
 }
 
-fn null_as_empty<'de, D>(de: D) -> Result<BTreeMap<String, String>, D::Error>
+fn null_as_empty<'de, D>(de: D) -> Result<Map<String, Value>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    Option::<BTreeMap<String, String>>::deserialize(de).map(Option::unwrap_or_default)
+    Option::<Map<String, Value>>::deserialize(de).map(Option::unwrap_or_default)
 }
 
 impl ServiceAccount {
@@ -49,14 +52,15 @@ impl ServiceAccount {
             metadata: Metadata {
                 annotations: pairs
                     .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .map(|(k, v)| (k.to_owned(), Value::from(v)))
                     .collect(),
             },
         }
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.metadata.annotations.get(key).map(String::as_str)
+        // Kubernetes only stores strings here.
+        self.metadata.annotations.get(key).and_then(Value::as_str)
     }
 }
 

@@ -4,8 +4,12 @@
 //! `validate_settings` and `validate` both go through [`Config::from_settings`],
 //! so a value the policy-server accepted is exactly a value `validate` can use.
 
-use crate::annotations::AnnotationKeys;
+use crate::annotations::{AnnotationKeys, ExtensionKeys};
+use crate::credentials::{ContainerCredentials, ContainerCredentialsSettings};
+use crate::diagnose;
 use crate::error::PolicyError;
+use crate::guardrails::{Guardrails, RoleRule};
+use crate::role_mapping::{ComposeRoleArn, RoleMapping, ServiceAccountMapping};
 use crate::token::TokenExpiration;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +17,7 @@ pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
 pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 pub const DEFAULT_MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
 pub const DEFAULT_VOLUME_NAME: &str = "aws-iam-token";
+pub const DEFAULT_EXTENSION_PREFIX: &str = "irsa-policy.io";
 
 /// The settings as written, camelCase, every field optional.
 ///
@@ -29,6 +34,16 @@ pub struct Settings {
     pub aws_default_region: Option<String>,
     pub sts_regional_endpoints: bool,
     pub role_session_name: bool,
+    pub extension_annotation_prefix: String,
+    pub allowed_role_arns: Vec<RoleRule>,
+    pub allowed_accounts: Vec<String>,
+    pub allowed_partitions: Vec<String>,
+    #[serde(with = "crate::role_mapping::entries")]
+    pub service_accounts: Vec<(String, ServiceAccountMapping)>,
+    pub compose_role_arn: Option<ComposeRoleArn>,
+    pub container_credentials: Option<ContainerCredentialsSettings>,
+    pub skip_region_with_env_from: bool,
+    pub ephemeral_containers: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +57,15 @@ impl Default for Settings {
             aws_default_region: None,
             sts_regional_endpoints: false,
             role_session_name: false,
+            extension_annotation_prefix: DEFAULT_EXTENSION_PREFIX.into(),
+            allowed_role_arns: Vec::new(),
+            allowed_accounts: Vec::new(),
+            allowed_partitions: Vec::new(),
+            service_accounts: Vec::new(),
+            compose_role_arn: None,
+            container_credentials: None,
+            skip_region_with_env_from: false,
+            ephemeral_containers: false,
         }
     }
 }
@@ -55,7 +79,6 @@ impl Settings {
             Some(b'n') if json.trim_ascii() == b"null" => return Ok(Self::default()),
             _ => {
                 return Err(PolicyError::UnreadableSettings {
-                    at: String::new(),
                     reason: format!(
                         "must be a JSON object, found {:?}",
                         String::from_utf8_lossy(json)
@@ -66,17 +89,9 @@ impl Settings {
                 })
             }
         }
-        let de = &mut serde_json::Deserializer::from_slice(json);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            PolicyError::UnreadableSettings {
-                at: if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
-                },
-                reason: e.into_inner().to_string(),
-            }
+        serde_json::from_slice(json).map_err(|e| {
+            let reason = diagnose::explain::<Self>(json, &e);
+            PolicyError::UnreadableSettings { reason }
         })
     }
 }
@@ -90,9 +105,10 @@ impl kubewarden_policy_sdk::settings::Validatable for Settings {
 }
 
 /// Settings after checking: every value here is usable as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub annotations: AnnotationKeys,
+    pub extension: ExtensionKeys,
     pub audience: String,
     pub token_expiration: TokenExpiration,
     pub mount_path: String,
@@ -100,6 +116,14 @@ pub struct Config {
     pub region: Option<String>,
     pub sts_regional_endpoints: bool,
     pub role_session_name: bool,
+    pub guardrails: Guardrails,
+    pub role_mapping: RoleMapping,
+    pub container_credentials: Option<ContainerCredentials>,
+    /// Leave the region to containers that read their environment from
+    /// ConfigMaps or Secrets (`envFrom`): an explicit `env` entry would
+    /// override what they set there (the official tracker's #248).
+    pub skip_region_with_env_from: bool,
+    pub ephemeral_containers: bool,
 }
 
 impl Config {
@@ -150,6 +174,13 @@ impl Config {
                 "must be a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)",
             ));
         }
+        if !is_dns_subdomain(&s.extension_annotation_prefix) {
+            return Err(invalid(
+                "extensionAnnotationPrefix",
+                &s.extension_annotation_prefix,
+                "must be a DNS subdomain such as irsa-policy.io",
+            ));
+        }
         // An empty region is how a form (Rancher's UI, a Helm value) says "none".
         let region = s.aws_default_region.as_deref().filter(|r| !r.is_empty());
         if let Some(region) = region {
@@ -163,6 +194,7 @@ impl Config {
         }
         Ok(Self {
             annotations: AnnotationKeys::new(&s.annotation_prefix),
+            extension: ExtensionKeys::new(&s.extension_annotation_prefix),
             audience: s.token_audience.clone(),
             token_expiration,
             mount_path: mount_path.to_owned(),
@@ -170,6 +202,22 @@ impl Config {
             region: region.map(str::to_owned),
             sts_regional_endpoints: s.sts_regional_endpoints,
             role_session_name: s.role_session_name,
+            guardrails: Guardrails::from_settings(
+                &s.allowed_role_arns,
+                &s.allowed_accounts,
+                &s.allowed_partitions,
+            )?,
+            role_mapping: RoleMapping::from_settings(
+                &s.service_accounts,
+                s.compose_role_arn.as_ref(),
+            )?,
+            container_credentials: s
+                .container_credentials
+                .as_ref()
+                .map(ContainerCredentials::from_settings)
+                .transpose()?,
+            skip_region_with_env_from: s.skip_region_with_env_from,
+            ephemeral_containers: s.ephemeral_containers,
         })
     }
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// The file name inside the token volume.
+/// The file name inside the web identity token volume.
 pub const TOKEN_PATH: &str = "token";
 
 /// Token lifetime in seconds.
@@ -54,7 +54,7 @@ impl TokenExpiration {
 /// Built from these few typed fields rather than `k8s_openapi::Volume`, whose
 /// serialiser drags every volume source (and a time library) into the module:
 /// about a third of its size, for four fields.
-pub fn token_volume(name: &str, audience: &str, expiration: TokenExpiration) -> Value {
+pub fn token_volume(name: &str, audience: &str, expiration: TokenExpiration, path: &str) -> Value {
     #[derive(Serialize)]
     struct Volume<'a> {
         name: &'a str,
@@ -83,7 +83,7 @@ pub fn token_volume(name: &str, audience: &str, expiration: TokenExpiration) -> 
                 service_account_token: Token {
                     audience,
                     expiration_seconds: expiration.seconds(),
-                    path: TOKEN_PATH,
+                    path,
                 },
             }],
         },
@@ -100,7 +100,7 @@ pub enum ExistingVolume {
     Foreign(String),
 }
 
-pub fn classify_volume(volume: &Value, audience: &str) -> ExistingVolume {
+pub fn classify_volume(volume: &Value, audience: &str, path: &str) -> ExistingVolume {
     let sources = volume
         .pointer("/projected/sources")
         .and_then(Value::as_array)
@@ -108,7 +108,7 @@ pub fn classify_volume(volume: &Value, audience: &str) -> ExistingVolume {
         .unwrap_or_default();
     let same_token = sources.iter().any(|source| {
         let token = &source["serviceAccountToken"];
-        token["audience"].as_str() == Some(audience) && token["path"].as_str() == Some(TOKEN_PATH)
+        token["audience"].as_str() == Some(audience) && token["path"].as_str() == Some(path)
     });
     if same_token {
         return ExistingVolume::Reusable;
@@ -134,13 +134,13 @@ pub fn classify_volume(volume: &Value, audience: &str) -> ExistingVolume {
     })
 }
 
-/// `AWS_WEB_IDENTITY_TOKEN_FILE`. Windows containers see the mount under `C:`
+/// The token file the SDKs read. Windows containers see the mount under `C:`
 /// with backslashes, as the official webhook writes it.
-pub fn token_file(mount_path: &str, windows: bool) -> String {
+pub fn token_file(mount_path: &str, path: &str, windows: bool) -> String {
     if windows {
-        format!("C:{}\\{TOKEN_PATH}", mount_path.replace('/', "\\"))
+        format!("C:{}\\{path}", mount_path.replace('/', "\\"))
     } else {
-        format!("{mount_path}/{TOKEN_PATH}")
+        format!("{mount_path}/{path}")
     }
 }
 
@@ -152,14 +152,19 @@ mod tests {
 
     #[test]
     fn token_volume_is_a_projected_service_account_token() {
-        let volume = token_volume("aws-iam-token", "sts.amazonaws.com", TokenExpiration(86400));
+        let volume = token_volume(
+            "aws-iam-token",
+            "sts.amazonaws.com",
+            TokenExpiration(86400),
+            TOKEN_PATH,
+        );
         assert_eq!(
             volume,
             json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken":
                 {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}})
         );
         assert_eq!(
-            classify_volume(&volume, "sts.amazonaws.com"),
+            classify_volume(&volume, "sts.amazonaws.com", TOKEN_PATH),
             ExistingVolume::Reusable
         );
     }
@@ -175,7 +180,7 @@ mod tests {
            "a projected token for audience \"sts.amazonaws.com\"")]
     fn describes_foreign_volumes(#[case] volume: Value, #[case] described: &str) {
         assert_eq!(
-            classify_volume(&volume, "sts.amazonaws.com"),
+            classify_volume(&volume, "sts.amazonaws.com", TOKEN_PATH),
             ExistingVolume::Foreign(described.into())
         );
     }
@@ -213,11 +218,11 @@ mod tests {
     fn windows_token_file_uses_drive_and_backslashes() {
         let path = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
         assert_eq!(
-            token_file(path, false),
+            token_file(path, TOKEN_PATH, false),
             "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
         );
         assert_eq!(
-            token_file(path, true),
+            token_file(path, TOKEN_PATH, true),
             r"C:\var\run\secrets\eks.amazonaws.com\serviceaccount\token"
         );
     }

@@ -741,3 +741,391 @@ fn null_lists_are_treated_as_empty() {
     );
     assert_eq!(pod["spec"]["volumes"][0]["name"], "aws-iam-token");
 }
+
+// -- Role guardrails ---------------------------------------------------------
+
+#[test]
+fn refuses_a_role_the_namespace_may_not_assume() {
+    let settings = json!({"allowedRoleArns": [
+        {"namespaces": ["team-b"], "roleArns": ["arn:aws:iam::123456789012:role/*"]}]});
+    let decision = evaluate(app_pod(), role_account(), settings);
+    let Decision::Reject(error) = decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(error.code(), 403);
+    assert_eq!(
+        error.to_string(),
+        "ServiceAccount team-a/app may not assume role arn:aws:iam::123456789012:role/app: no rule \
+         allows namespace team-a to assume this role; the policy setting allowedRoleArns decides \
+         which roles each namespace may assume: use a role it allows, or ask the platform team to \
+         change the setting"
+    );
+}
+
+#[test]
+fn allows_a_role_a_rule_matches() {
+    let settings = json!({"allowedRoleArns": [
+        {"namespaces": ["team-*"], "roleArns": ["arn:aws:iam::123456789012:role/ap?"]}]});
+    assert!(matches!(
+        evaluate(app_pod(), role_account(), settings),
+        Decision::Mutate { .. }
+    ));
+}
+
+#[rstest]
+#[case(json!({"allowedAccounts": ["111122223333"]}), "account 123456789012 is not one of 111122223333")]
+#[case(json!({"allowedPartitions": ["aws-us-gov"]}), "partition aws is not one of aws-us-gov")]
+fn refuses_roles_of_other_accounts_and_partitions(#[case] settings: Value, #[case] reason: &str) {
+    let message = rejection(app_pod(), role_account(), settings);
+    assert!(message.contains(reason), "{message}");
+}
+
+// -- Roles from the settings -------------------------------------------------
+
+#[test]
+fn role_from_the_service_accounts_setting_when_the_annotation_is_missing() {
+    let settings = json!({"serviceAccounts": {"team-a/app": {"roleArn": ROLE, "audience": "sts.example.com",
+        "stsRegionalEndpoints": true, "tokenExpirationSeconds": 3600}}});
+    let pod = mutated(app_pod(), ServiceAccount::default(), settings);
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ROLE_ARN").unwrap()["value"],
+        ROLE
+    );
+    assert_eq!(
+        env_names(container(&pod, "app"))[0],
+        "AWS_STS_REGIONAL_ENDPOINTS"
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("sts.example.com", 3600)
+    );
+}
+
+#[test]
+fn any_namespace_entry_applies_when_no_exact_one_does() {
+    let other = "arn:aws:iam::123456789012:role/other";
+    let settings =
+        json!({"serviceAccounts": {"*/app": {"roleArn": ROLE}, "team-b/app": {"roleArn": other}}});
+    let pod = mutated(app_pod(), ServiceAccount::default(), settings);
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ROLE_ARN").unwrap()["value"],
+        ROLE
+    );
+}
+
+#[test]
+fn the_service_accounts_own_annotations_win_over_the_setting() {
+    let other = "arn:aws:iam::123456789012:role/other";
+    let settings = json!({"serviceAccounts": {"team-a/app": {"roleArn": other, "audience": "from-setting",
+        "stsRegionalEndpoints": true}}});
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/audience", "from-annotation"),
+        ("eks.amazonaws.com/sts-regional-endpoints", "false"),
+    ]);
+    let pod = mutated(app_pod(), account, settings);
+    let app = container(&pod, "app");
+    assert_eq!(env_value(app, "AWS_ROLE_ARN").unwrap()["value"], ROLE);
+    assert!(env_value(app, "AWS_STS_REGIONAL_ENDPOINTS").is_none());
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("from-annotation", 86400)
+    );
+}
+
+#[test]
+fn guardrails_apply_to_roles_from_the_setting_too() {
+    let settings = json!({"serviceAccounts": {"team-a/app": {"roleArn": ROLE}},
+        "allowedAccounts": ["111122223333"]});
+    let message = rejection(app_pod(), ServiceAccount::default(), settings);
+    assert!(message.contains("may not assume role"), "{message}");
+}
+
+#[rstest]
+#[case("s3-reader", "arn:aws:iam::111122223333:role/s3-reader")]
+#[case("team-a/s3-reader", "arn:aws:iam::111122223333:role/team-a/s3-reader")]
+#[case(
+    "arn:aws:iam::444455556666:role/full",
+    "arn:aws:iam::444455556666:role/full"
+)]
+fn composes_a_role_name_into_an_arn(#[case] annotation: &str, #[case] arn: &str) {
+    let settings = json!({"composeRoleArn": {"accountId": "111122223333"}});
+    let account = ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", annotation)]);
+    let pod = mutated(app_pod(), account, settings);
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ROLE_ARN").unwrap()["value"],
+        arn
+    );
+}
+
+#[test]
+fn a_bare_role_name_without_composition_is_refused_with_the_hint() {
+    let account = ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", "s3-reader")]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.ends_with("(bare role names need the composeRoleArn setting)"),
+        "{message}"
+    );
+}
+
+// -- EKS Pod Identity (container credentials) --------------------------------
+
+const POD_IDENTITY_PATH: &str = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
+
+#[test]
+fn container_credentials_for_listed_service_accounts() {
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}, "awsDefaultRegion": "eu-west-1"});
+    let pod = mutated(app_pod(), ServiceAccount::default(), settings);
+    let app = container(&pod, "app");
+    assert_eq!(
+        app["env"],
+        json!([
+            {"name": "AWS_DEFAULT_REGION", "value": "eu-west-1"},
+            {"name": "AWS_REGION", "value": "eu-west-1"},
+            {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://169.254.170.23/v1/credentials"},
+            {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "value": format!("{POD_IDENTITY_PATH}/eks-pod-identity-token")},
+        ])
+    );
+    assert_eq!(
+        app["volumeMounts"],
+        json!([{"name": "eks-pod-identity-token", "mountPath": POD_IDENTITY_PATH, "readOnly": true}])
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        json!({"name": "eks-pod-identity-token", "projected": {"sources": [{"serviceAccountToken":
+            {"audience": "pods.eks.amazonaws.com", "expirationSeconds": 86400, "path": "eks-pod-identity-token"}}]}})
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
+        "enabled"
+    );
+}
+
+#[test]
+fn container_credentials_take_precedence_over_the_role() {
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"], "fullUri": "http://127.0.0.1:2703/creds"},
+        "roleSessionName": true});
+    let pod = mutated(app_pod(), role_account(), settings);
+    let names = env_names(container(&pod, "app"));
+    assert_eq!(
+        names,
+        [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+        ]
+    );
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_CONTAINER_CREDENTIALS_FULL_URI").unwrap()["value"],
+        "http://127.0.0.1:2703/creds"
+    );
+}
+
+#[test]
+fn unlisted_service_accounts_keep_web_identity() {
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-b/app"]}});
+    let pod = mutated(app_pod(), role_account(), settings);
+    assert_eq!(
+        env_names(container(&pod, "app")),
+        ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert!(pod["metadata"].get("labels").is_none());
+}
+
+#[test]
+fn keeps_the_users_container_credentials_pair_and_pod_identity_label() {
+    let mut pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://mine"}]}]}),
+    );
+    pod["metadata"]["labels"] = json!({"eks.amazonaws.com/pod-identity": "disabled"});
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}});
+    let pod = mutated(pod, ServiceAccount::default(), settings);
+    assert_eq!(
+        container(&pod, "app")["env"],
+        json!([{"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://mine"}])
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
+        "disabled"
+    );
+}
+
+// -- Container selection, region, envFrom ------------------------------------
+
+#[test]
+fn inject_containers_annotation_limits_injection_to_the_listed_containers() {
+    let mut pod = pod_with(json!({"serviceAccountName": "app",
+        "initContainers": [{"name": "init"}], "containers": [{"name": "app"}, {"name": "proxy"}]}));
+    pod["metadata"]["annotations"] = json!({"irsa-policy.io/inject-containers": "app, init"});
+    let pod = mutated(pod, role_account(), json!({}));
+    assert_eq!(
+        env_names(container(&pod, "app")),
+        ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(
+        env_names(container(&pod, "init")),
+        ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert!(container(&pod, "proxy").get("env").is_none());
+}
+
+#[test]
+fn skip_containers_wins_over_inject_containers() {
+    let mut pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}, {"name": "proxy"}]}),
+    );
+    pod["metadata"]["annotations"] = json!({"irsa-policy.io/inject-containers": "app,proxy",
+        "eks.amazonaws.com/skip-containers": "proxy"});
+    let pod = mutated(pod, role_account(), json!({}));
+    assert!(container(&pod, "proxy").get("env").is_none());
+}
+
+#[test]
+fn warns_about_container_names_the_pod_does_not_have() {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/skip-containers": "sidecar"});
+    let Decision::Mutate { warnings, .. } = evaluate(pod, role_account(), json!({})) else {
+        panic!()
+    };
+    assert_eq!(
+        warnings,
+        ["pod annotation eks.amazonaws.com/skip-containers or irsa-policy.io/inject-containers names container \"sidecar\", which the pod does not have"]
+    );
+}
+
+#[test]
+fn extension_annotations_follow_their_prefix_setting() {
+    let mut pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}, {"name": "proxy"}]}),
+    );
+    pod["metadata"]["annotations"] = json!({"platform.example.com/inject-containers": "app"});
+    let pod = mutated(
+        pod,
+        role_account(),
+        json!({"extensionAnnotationPrefix": "platform.example.com"}),
+    );
+    assert!(container(&pod, "proxy").get("env").is_none());
+}
+
+#[test]
+fn service_account_region_annotation_wins_over_the_setting() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("irsa-policy.io/region", "ap-south-1"),
+    ]);
+    let pod = mutated(app_pod(), account, json!({"awsDefaultRegion": "eu-west-1"}));
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_REGION").unwrap()["value"],
+        "ap-south-1"
+    );
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_DEFAULT_REGION").unwrap()["value"],
+        "ap-south-1"
+    );
+}
+
+#[test]
+fn rejects_a_region_annotation_that_is_not_a_region() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("irsa-policy.io/region", "Mumbai"),
+    ]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.contains("annotation irsa-policy.io/region=\"Mumbai\" is not an AWS region"),
+        "{message}"
+    );
+}
+
+#[test]
+fn leaves_the_region_to_containers_with_env_from_when_asked() {
+    let pod = pod_with(json!({"serviceAccountName": "app", "containers": [
+        {"name": "app", "envFrom": [{"configMapRef": {"name": "aws"}}]}, {"name": "worker"}]}));
+    let settings = json!({"awsDefaultRegion": "eu-west-1", "skipRegionWithEnvFrom": true});
+    let pod = mutated(pod, role_account(), settings.clone());
+    assert_eq!(
+        env_names(container(&pod, "app")),
+        ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]
+    );
+    assert_eq!(
+        env_names(container(&pod, "worker"))[..2],
+        ["AWS_DEFAULT_REGION", "AWS_REGION"]
+    );
+}
+
+#[test]
+fn env_from_does_not_stop_the_region_by_default() {
+    let pod = pod_with(json!({"serviceAccountName": "app", "containers": [
+        {"name": "app", "envFrom": [{"configMapRef": {"name": "aws"}}]}]}));
+    let pod = mutated(
+        pod,
+        role_account(),
+        json!({"awsDefaultRegion": "eu-west-1"}),
+    );
+    assert_eq!(env_names(container(&pod, "app"))[0], "AWS_DEFAULT_REGION");
+}
+
+// -- Ephemeral containers ----------------------------------------------------
+
+fn ephemeral_payload(pod: Value, old: Value, settings: Value) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(&request("UPDATE", pod, settings)).unwrap();
+    payload["request"]["subResource"] = json!("ephemeralcontainers");
+    payload["request"]["oldObject"] = old;
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// A pod created with credentials, and the same pod with ephemeral containers.
+fn running_pod(ephemeral: Value) -> (Value, Value) {
+    let old = pod_with(json!({"serviceAccountName": "app",
+        "containers": [{"name": "app", "env": [
+            {"name": "AWS_ROLE_ARN", "value": ROLE}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}],
+            "volumeMounts": [token_mount()]}],
+        "volumes": [token_volume("sts.amazonaws.com", 86400)]}));
+    let mut new = old.clone();
+    new["spec"]["ephemeralContainers"] = ephemeral;
+    (new, old)
+}
+
+#[test]
+fn ephemeral_containers_are_left_alone_unless_enabled() {
+    let (pod, old) = running_pod(json!([{"name": "debugger", "image": "busybox"}]));
+    let source = accounts(role_account());
+    let decision = decide_payload(&ephemeral_payload(pod, old, json!({})), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[test]
+fn injects_only_the_new_ephemeral_containers_when_enabled() {
+    let (pod, mut old) =
+        running_pod(json!([{"name": "old-debugger"}, {"name": "debugger", "image": "busybox"}]));
+    old["spec"]["ephemeralContainers"] = json!([{"name": "old-debugger"}]);
+    let source = accounts(role_account());
+    let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
+    let Decision::Mutate { pod, .. } = decide_payload(&payload, &source, &log()) else {
+        panic!()
+    };
+    let ephemeral = &pod["spec"]["ephemeralContainers"];
+    assert_eq!(ephemeral[0], json!({"name": "old-debugger"}));
+    assert_eq!(ephemeral[1]["volumeMounts"], json!([token_mount()]));
+    assert_eq!(
+        ephemeral[1]["env"][0],
+        json!({"name": "AWS_ROLE_ARN", "value": ROLE})
+    );
+    assert_eq!(pod["spec"]["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(source.lookups(), 1);
+}
+
+#[test]
+fn ephemeral_containers_of_a_pod_without_the_token_volume_get_a_warning() {
+    let old = pod_with(json!({"serviceAccountName": "app", "containers": [{"name": "app"}]}));
+    let mut pod = old.clone();
+    pod["spec"]["ephemeralContainers"] = json!([{"name": "debugger"}]);
+    let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
+    let decision = decide_payload(&payload, &accounts(role_account()), &log());
+    let Decision::Accept { warnings } = decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].starts_with("the new ephemeral containers get no AWS credentials: the pod has no volume \"aws-iam-token\""), "{warnings:?}");
+}

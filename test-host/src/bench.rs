@@ -191,7 +191,7 @@ fn summary(policy: &Policy, results: &[Value]) {
         (
             "policy.wasm size",
             format!("{} bytes", policy.size),
-            policy.size <= 400 * 1024,
+            policy.size <= 400_000,
             "<= 400 KB",
         ),
         (

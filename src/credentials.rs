@@ -1,0 +1,215 @@
+//! The two ways a pod's AWS SDKs get credentials, as the official webhook
+//! offers them: a web identity token they exchange with STS for a role
+//! (IRSA), or EKS Pod Identity's container credentials endpoint, which takes
+//! the token in an authorization header and hands back credentials.
+
+use crate::error::PolicyError;
+use crate::role_arn::RoleArn;
+use crate::settings::is_dns_label;
+use serde::{Deserialize, Serialize};
+
+pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
+pub const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
+
+/// The label the official webhook puts on pods it gives container credentials.
+pub const POD_IDENTITY_LABEL: (&str, &str) = ("eks.amazonaws.com/pod-identity", "enabled");
+
+/// What the pod's SDKs are pointed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    WebIdentity { role_arn: RoleArn },
+    ContainerCredentials { full_uri: String },
+}
+
+impl Credentials {
+    /// The two variables that select these credentials; they are set together
+    /// or, when a container already has either, not at all.
+    pub fn env<'a>(&'a self, token_file: &'a str) -> [(&'static str, &'a str); 2] {
+        match self {
+            Credentials::WebIdentity { role_arn } => [
+                (AWS_ROLE_ARN, role_arn.as_str()),
+                (AWS_WEB_IDENTITY_TOKEN_FILE, token_file),
+            ],
+            Credentials::ContainerCredentials { full_uri } => [
+                (AWS_CONTAINER_CREDENTIALS_FULL_URI, full_uri.as_str()),
+                (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, token_file),
+            ],
+        }
+    }
+
+    /// For the decision log: the role, or the endpoint.
+    pub fn describe(&self) -> &str {
+        match self {
+            Credentials::WebIdentity { role_arn } => role_arn.as_str(),
+            Credentials::ContainerCredentials { full_uri } => full_uri,
+        }
+    }
+}
+
+/// `containerCredentials`, as written; defaults are the official webhook's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ContainerCredentialsSettings {
+    /// `namespace/name` of the ServiceAccounts whose pods get container credentials.
+    pub service_accounts: Vec<String>,
+    pub full_uri: String,
+    pub audience: String,
+    pub mount_path: String,
+    pub volume_name: String,
+    pub token_path: String,
+}
+
+impl Default for ContainerCredentialsSettings {
+    fn default() -> Self {
+        Self {
+            service_accounts: Vec::new(),
+            full_uri: "http://169.254.170.23/v1/credentials".into(),
+            audience: "pods.eks.amazonaws.com".into(),
+            mount_path: "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount".into(),
+            volume_name: "eks-pod-identity-token".into(),
+            token_path: "eks-pod-identity-token".into(),
+        }
+    }
+}
+
+/// The checked container credentials mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCredentials {
+    service_accounts: Vec<String>,
+    pub full_uri: String,
+    pub audience: String,
+    pub mount_path: String,
+    pub volume_name: String,
+    pub token_path: String,
+}
+
+impl ContainerCredentials {
+    pub fn from_settings(s: &ContainerCredentialsSettings) -> Result<Self, PolicyError> {
+        let invalid = |what: &str, value: &str, reason: &str| PolicyError::InvalidSetting {
+            field: "containerCredentials",
+            value: format!("{what} {value:?}"),
+            reason: reason.into(),
+        };
+        if let Some(bad) = s.service_accounts.iter().find(|sa| {
+            !sa.split_once('/').is_some_and(|(ns, name)| {
+                is_dns_label(ns) && !name.is_empty() && name.split('.').all(is_dns_label)
+            })
+        }) {
+            return Err(invalid(
+                "serviceAccounts",
+                bad,
+                "entries are \"<namespace>/<name>\"",
+            ));
+        }
+        let scheme_ok = ["http://", "https://"]
+            .iter()
+            .any(|p| s.full_uri.starts_with(p));
+        if !scheme_ok
+            || s.full_uri.len() <= "https://".len()
+            || s.full_uri.contains(char::is_whitespace)
+        {
+            return Err(invalid(
+                "fullUri",
+                &s.full_uri,
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if s.audience.trim().is_empty() || s.audience.trim() != s.audience {
+            return Err(invalid(
+                "audience",
+                &s.audience,
+                "must be a non-empty audience without surrounding spaces",
+            ));
+        }
+        let mount_path = s.mount_path.trim_end_matches('/');
+        if !mount_path.starts_with('/')
+            || mount_path.contains(':')
+            || mount_path.split('/').any(|p| p == "..")
+        {
+            return Err(invalid(
+                "mountPath",
+                &s.mount_path,
+                "must be an absolute path without ':' or '..'",
+            ));
+        }
+        if !is_dns_label(&s.volume_name) {
+            return Err(invalid("volumeName", &s.volume_name, "must be a DNS label"));
+        }
+        if s.token_path.is_empty() || s.token_path.contains('/') || s.token_path.starts_with('.') {
+            return Err(invalid(
+                "tokenPath",
+                &s.token_path,
+                "must be a file name, without '/' and not starting with '.'",
+            ));
+        }
+        Ok(Self {
+            service_accounts: s.service_accounts.clone(),
+            full_uri: s.full_uri.clone(),
+            audience: s.audience.clone(),
+            mount_path: mount_path.to_owned(),
+            volume_name: s.volume_name.clone(),
+            token_path: s.token_path.clone(),
+        })
+    }
+
+    /// Whether pods of this ServiceAccount get container credentials.
+    pub fn covers(&self, namespace: &str, name: &str) -> bool {
+        self.service_accounts
+            .iter()
+            .any(|sa| sa.split_once('/') == Some((namespace, name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn defaults_are_the_official_webhooks() {
+        let cc =
+            ContainerCredentials::from_settings(&ContainerCredentialsSettings::default()).unwrap();
+        assert_eq!(cc.full_uri, "http://169.254.170.23/v1/credentials");
+        assert_eq!(cc.audience, "pods.eks.amazonaws.com");
+        assert_eq!(
+            cc.mount_path,
+            "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
+        );
+        assert_eq!(cc.volume_name, "eks-pod-identity-token");
+        assert_eq!(cc.token_path, "eks-pod-identity-token");
+    }
+
+    #[test]
+    fn covers_listed_service_accounts_only() {
+        let settings = ContainerCredentialsSettings {
+            service_accounts: vec!["team-a/app".into()],
+            ..Default::default()
+        };
+        let cc = ContainerCredentials::from_settings(&settings).unwrap();
+        assert!(cc.covers("team-a", "app"));
+        assert!(!cc.covers("team-b", "app"));
+        assert!(!cc.covers("team-a", "other"));
+    }
+
+    #[rstest]
+    #[case(ContainerCredentialsSettings { service_accounts: vec!["app".into()], ..Default::default() }, "serviceAccounts \"app\"")]
+    #[case(ContainerCredentialsSettings { full_uri: "169.254.170.23".into(), ..Default::default() }, "fullUri")]
+    #[case(ContainerCredentialsSettings { audience: "".into(), ..Default::default() }, "audience")]
+    #[case(ContainerCredentialsSettings { mount_path: "var/run".into(), ..Default::default() }, "mountPath")]
+    #[case(ContainerCredentialsSettings { volume_name: "Token".into(), ..Default::default() }, "volumeName")]
+    #[case(ContainerCredentialsSettings { token_path: "a/b".into(), ..Default::default() }, "tokenPath")]
+    fn rejects_bad_container_credentials_settings_naming_them(
+        #[case] settings: ContainerCredentialsSettings,
+        #[case] named: &str,
+    ) {
+        let err = ContainerCredentials::from_settings(&settings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("containerCredentials = {named}")),
+            "{err:?} should name {named:?}"
+        );
+    }
+}
