@@ -70,6 +70,32 @@ endif
 bench: policy.wasm $(HOST)
 	$(HOST) bench policy.wasm
 
+# Fuzzing (libFuzzer through cargo-fuzz, on the nightly toolchain): every
+# target for FUZZ_SECONDS, seeded with the e2e fixtures. Crashes land in
+# fuzz/artifacts/<target>/; each one found so far is a test in tests/bad_input.rs.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := payload structured_pod settings
+
+.PHONY: fuzz-corpus
+fuzz-corpus:
+	@mkdir -p fuzz/corpus/payload fuzz/corpus/settings fuzz/corpus/structured_pod
+	@for dir in e2e-tests/cases/*/; do \
+		name=$$(basename $$dir); \
+		settings=$$(cat $$dir/settings.json 2>/dev/null || echo '{}'); \
+		jq -c --argjson settings "$$settings" \
+			'{request: (if .kind == "AdmissionReview" then .request else . end), settings: $$settings}' \
+			$$dir/request.json > fuzz/corpus/payload/$$name.json; \
+	done
+	@jq -c '.[].settings' e2e-tests/settings-matrix.json | split -l 1 - fuzz/corpus/settings/matrix-
+
+.PHONY: fuzz
+fuzz: fuzz-corpus
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+		echo "== $$target for $(FUZZ_SECONDS)s"; \
+		(cd fuzz && cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) || exit 1; \
+	done
+
 .PHONY: fmt
 fmt:
 	cargo fmt --all -- --check
@@ -109,3 +135,10 @@ clean:
 	cargo clean
 	cd $(HOST_DIR) && cargo clean
 	rm -f policy.wasm annotated-policy.wasm
+
+# Mutation testing over src/ with the native suite (cargo-mutants; about an
+# hour on two cores). Results in mutants.out/.
+.PHONY: mutants
+mutants:
+	@command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
+	cargo mutants --jobs 2

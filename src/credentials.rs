@@ -5,7 +5,7 @@
 
 use crate::error::PolicyError;
 use crate::role_arn::RoleArn;
-use crate::settings::is_dns_label;
+use crate::syntax::{is_audience, is_dns_label, is_service_account_ref, mount_path};
 use serde::{Deserialize, Serialize};
 
 pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
@@ -92,11 +92,11 @@ impl ContainerCredentials {
             value: format!("{what} {value:?}"),
             reason: reason.into(),
         };
-        if let Some(bad) = s.service_accounts.iter().find(|sa| {
-            !sa.split_once('/').is_some_and(|(ns, name)| {
-                is_dns_label(ns) && !name.is_empty() && name.split('.').all(is_dns_label)
-            })
-        }) {
+        if let Some(bad) = s
+            .service_accounts
+            .iter()
+            .find(|sa| !is_service_account_ref(sa, false))
+        {
             return Err(invalid(
                 "serviceAccounts",
                 bad,
@@ -116,24 +116,20 @@ impl ContainerCredentials {
                 "must be an http:// or https:// URL",
             ));
         }
-        if s.audience.trim().is_empty() || s.audience.trim() != s.audience {
+        if !is_audience(&s.audience) {
             return Err(invalid(
                 "audience",
                 &s.audience,
                 "must be a non-empty audience without surrounding spaces",
             ));
         }
-        let mount_path = s.mount_path.trim_end_matches('/');
-        if !mount_path.starts_with('/')
-            || mount_path.contains(':')
-            || mount_path.split('/').any(|p| p == "..")
-        {
+        let Some(mount_path) = mount_path(&s.mount_path) else {
             return Err(invalid(
                 "mountPath",
                 &s.mount_path,
                 "must be an absolute path without ':' or '..'",
             ));
-        }
+        };
         if !is_dns_label(&s.volume_name) {
             return Err(invalid("volumeName", &s.volume_name, "must be a DNS label"));
         }

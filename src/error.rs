@@ -119,6 +119,34 @@ pub enum PolicyError {
     },
 }
 
+/// Values quoted in messages are cut to this many bytes: an annotation can be
+/// 256 KB, and a message that long is no use in `kubectl` output.
+pub const MAX_QUOTED: usize = 128;
+
+/// Messages are cut to this many bytes as a last resort (serde's errors quote
+/// whole values).
+pub const MAX_MESSAGE: usize = 2048;
+
+/// `text` cut at a character boundary to at most `max` bytes, with a note of
+/// how long it was.
+pub fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let total = text.len();
+        let cut = (0..=max)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push_str(&format!("... ({total} bytes)"));
+    }
+    text
+}
+
+/// `text` in quotes for a message, shortened to [`MAX_QUOTED`].
+pub fn quoted(text: &str) -> String {
+    format!("{:?}", shorten(text.to_owned(), MAX_QUOTED))
+}
+
 impl PolicyError {
     /// The HTTP status code the API server reports with the rejection.
     pub fn code(&self) -> u16 {

@@ -9,6 +9,7 @@
 
 use crate::error::PolicyError;
 use crate::role_arn::{RoleArn, PARTITIONS};
+use crate::syntax::is_account_id;
 use serde::{Deserialize, Serialize};
 
 /// One `allowedRoleArns` entry: pods in these namespaces may assume these roles.
@@ -53,10 +54,7 @@ impl Guardrails {
                 ));
             }
         }
-        if let Some(bad) = accounts
-            .iter()
-            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if let Some(bad) = accounts.iter().find(|a| !is_account_id(a)) {
             return Err(invalid(
                 "allowedAccounts",
                 format!("{bad:?}"),

@@ -17,10 +17,11 @@
 
 use crate::annotations::{parse_bool, parse_name_list};
 use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
-use crate::error::PolicyError;
+use crate::error::{shorten, PolicyError, MAX_QUOTED};
 use crate::pod::PodFacts;
 use crate::service_account::ServiceAccount;
-use crate::settings::{is_region, Config};
+use crate::settings::Config;
+use crate::syntax::is_region;
 use crate::token::{token_file, TokenExpiration, TOKEN_PATH};
 
 /// STS caps `RoleSessionName` at 64 characters.
@@ -99,13 +100,13 @@ pub fn resolve(
     let sa_error = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
         object: sa_label.clone(),
         key: key.to_owned(),
-        value: value.to_owned(),
+        value: shorten(value.to_owned(), MAX_QUOTED),
         reason,
     };
     let pod_error = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
         object: format!("pod {}", pod.label),
         key: key.to_owned(),
-        value: value.to_owned(),
+        value: shorten(value.to_owned(), MAX_QUOTED),
         reason,
     };
     let mapping = config.role_mapping.lookup(namespace, sa_name);

@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod error;
 pub mod guardrails;
 pub mod injection;
+pub mod invariants;
 pub mod pod;
 pub mod pod_edit;
 pub mod request;
@@ -19,6 +20,7 @@ pub mod role_arn;
 pub mod role_mapping;
 pub mod service_account;
 pub mod settings;
+pub mod syntax;
 pub mod token;
 
 use admission::Decision;
@@ -85,7 +87,7 @@ pub fn encode(decision: Decision, capacity_hint: usize) -> CallResult {
         },
         Decision::Reject(error) => ValidationResponse {
             accepted: false,
-            message: Some(error.to_string()),
+            message: Some(error::shorten(error.to_string(), error::MAX_MESSAGE)),
             code: Some(error.code()),
             mutated_object: None,
             audit_annotations: None,

@@ -2,7 +2,7 @@
 //! which ServiceAccount it runs as, its annotations, and whether it runs on
 //! Windows. Read-only; the edit lives in `pod_edit`.
 
-use crate::error::PolicyError;
+use crate::error::{shorten, PolicyError};
 use serde_json::{Map, Value};
 
 /// The pod's identity and the inputs to the decision, borrowed from its JSON.
@@ -39,6 +39,12 @@ impl<'a> PodFacts<'a> {
             expected,
             found: describe(found),
         };
+        // The request says Pod; an object that says otherwise is not one to edit.
+        match pod.get("kind") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(kind)) if kind == "Pod" => {}
+            Some(other) => return Err(shape("kind", "\"Pod\"", other)),
+        }
         if !(metadata.is_object() || metadata.is_null()) {
             return Err(shape("metadata", "an object", metadata));
         }
@@ -141,16 +147,7 @@ pub fn describe(value: &Value) -> String {
         Value::Array(_) => return "a list".into(),
         Value::Object(_) => return "an object".into(),
     };
-    let mut text = value.to_string();
-    if text.len() > 64 {
-        let cut = (0..=61)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    format!("{kind} {text}")
+    format!("{kind} {}", shorten(value.to_string(), 64))
 }
 
 #[cfg(test)]
@@ -212,6 +209,7 @@ mod tests {
     #[case(json!({"metadata": [], "spec": {}}), "metadata must be an object, found a list")]
     #[case(json!({"metadata": {"annotations": "a=b"}, "spec": {}}), "metadata.annotations must be an object")]
     #[case(json!({"spec": {"serviceAccountName": 7}}), "spec.serviceAccountName must be a string, found number 7")]
+    #[case(json!({"kind": "ConfigMap", "data": {}}), "kind must be \"Pod\", found string \"ConfigMap\"")]
     fn names_the_field_of_a_malformed_pod(#[case] pod: Value, #[case] message: &str) {
         let err = PodFacts::read(&pod, "team-a").unwrap_err().to_string();
         assert!(err.contains(message), "{err:?} should contain {message:?}");

@@ -83,14 +83,13 @@ impl PodEdit {
     /// checked every path it touches, so nothing here can fail or stop half way.
     pub fn apply(self, pod: &mut Value) {
         if let Some((key, value)) = self.label {
-            if let Some(metadata) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
-                let labels = metadata.entry("labels").or_insert(Value::Null);
-                if labels.is_null() {
-                    *labels = Value::Object(Map::new());
-                }
-                if let Value::Object(labels) = labels {
-                    labels.insert(key.to_owned(), Value::from(value));
-                }
+            // The plan has checked that metadata and its labels are objects or absent.
+            let labels = pod
+                .as_object_mut()
+                .and_then(|pod| object_field(pod, "metadata"))
+                .and_then(|metadata| object_field(metadata, "labels"));
+            if let Some(labels) = labels {
+                labels.insert(key.to_owned(), Value::from(value));
             }
         }
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -114,6 +113,18 @@ impl PodEdit {
             }
         }
     }
+}
+
+/// An object field, created when absent or null.
+fn object_field<'m>(
+    object: &'m mut Map<String, Value>,
+    field: &str,
+) -> Option<&'m mut Map<String, Value>> {
+    let slot = object.entry(field).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
 }
 
 /// Appends to an array field, creating it when absent or null.

@@ -15,7 +15,8 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 pub struct ValidatePayload {
     pub request: AdmissionRequest,
-    #[serde(default)]
+    /// `null` is the defaults, as in `validate_settings` and kwctl.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub settings: Settings,
 }
 
@@ -23,10 +24,15 @@ pub struct ValidatePayload {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
+    #[serde(deserialize_with = "null_as_default")]
     pub uid: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub kind: GroupVersionKind,
+    #[serde(deserialize_with = "null_as_default")]
     pub operation: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub namespace: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub sub_resource: String,
     pub object: Value,
     /// Only the names of the ephemeral containers the pod had before; the
@@ -50,6 +56,7 @@ struct OldSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Named {
+    #[serde(deserialize_with = "null_as_default")]
     name: String,
 }
 
@@ -67,15 +74,36 @@ impl OldPod {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct GroupVersionKind {
+    #[serde(deserialize_with = "null_as_default")]
     pub group: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub version: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub kind: String,
+}
+
+/// Go's JSON reads `null` into a string as "": a request (or a fixture)
+/// written with `"subResource": null` means "none", not an error.
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(de).map(Option::unwrap_or_default)
 }
 
 impl ValidatePayload {
     /// The error names the JSON path that could not be read, for instance
     /// `request.operation: invalid type: integer 1, expected a string`.
     pub fn from_json(payload: &[u8]) -> Result<Self, PolicyError> {
+        // JSON is UTF-8; serde_json checks only the strings it keeps, so bytes
+        // that are not text in a skipped field would otherwise slip through.
+        if let Err(e) = std::str::from_utf8(payload) {
+            return Err(PolicyError::MalformedRequest(format!(
+                "it is not UTF-8 text: invalid byte at offset {}",
+                e.valid_up_to()
+            )));
+        }
         serde_json::from_slice(payload)
             .map_err(|e| PolicyError::MalformedRequest(explain_payload(payload, &e)))
     }
@@ -175,6 +203,25 @@ mod tests {
             ..Default::default()
         };
         assert!(!request.is_pod_create());
+    }
+
+    #[test]
+    fn null_settings_are_the_defaults() {
+        let payload = br#"{"request": {}, "settings": null}"#;
+        assert_eq!(
+            ValidatePayload::from_json(payload).unwrap().settings,
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn null_strings_read_as_empty_as_in_go() {
+        let payload =
+            br#"{"request": {"uid": null, "kind": {"group": null, "version": "v1", "kind": "Pod"},
+            "operation": "CREATE", "namespace": null, "subResource": null, "object": {}}}"#;
+        let request = ValidatePayload::from_json(payload).unwrap().request;
+        assert!(request.is_pod_create());
+        assert_eq!(request.namespace, "");
     }
 
     #[test]

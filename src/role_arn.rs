@@ -5,6 +5,8 @@
 //! failure inside the application. We refuse the pod instead, at admission time,
 //! with the reason and the expected form.
 
+use crate::error::quoted;
+use crate::syntax::is_account_id;
 use std::fmt;
 
 /// Partitions that have IAM. `aws-iso-e`, `aws-iso-f` and `aws-eusc` are the
@@ -65,21 +67,25 @@ impl RoleArn {
         }
         if !PARTITIONS.contains(&partition) {
             return Err(format!(
-                "partition {partition:?} is not one of {}",
+                "partition {} is not one of {}",
+                quoted(partition),
                 PARTITIONS.join(", ")
             ));
         }
         if service != "iam" {
-            return Err(format!("service is {service:?}, not \"iam\""));
+            return Err(format!("service is {}, not \"iam\"", quoted(service)));
         }
         if !region.is_empty() {
-            return Err(format!("IAM ARNs have no region, found {region:?}"));
+            return Err(format!("IAM ARNs have no region, found {}", quoted(region)));
         }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("account ID {account:?} is not 12 digits"));
+        if !is_account_id(account) {
+            return Err(format!("account ID {} is not 12 digits", quoted(account)));
         }
         let Some(path_and_name) = resource.strip_prefix("role/") else {
-            return Err(format!("resource {resource:?} is not \"role/<name>\""));
+            return Err(format!(
+                "resource {} is not \"role/<name>\"",
+                quoted(resource)
+            ));
         };
         let (path, name) = match path_and_name.rsplit_once('/') {
             Some((path, name)) => (path, name),
@@ -87,23 +93,26 @@ impl RoleArn {
         };
         if name.is_empty() || name.len() > MAX_ROLE_NAME {
             return Err(format!(
-                "role name {name:?} must be 1 to {MAX_ROLE_NAME} characters"
+                "role name {} must be 1 to {MAX_ROLE_NAME} characters",
+                quoted(name)
             ));
         }
         if let Some(bad) = name.chars().find(|c| !is_role_name_char(*c)) {
             return Err(format!(
-                "role name {name:?} contains {bad:?}; allowed are letters, digits and +=,.@_-"
+                "role name {} contains {bad:?}; allowed are letters, digits and +=,.@_-",
+                quoted(name)
             ));
         }
         if path.len() + 2 > MAX_PATH {
             return Err(format!("role path is longer than {MAX_PATH} characters"));
         }
         if !path.is_empty() && path.split('/').any(str::is_empty) {
-            return Err(format!("role path {path:?} has an empty segment"));
+            return Err(format!("role path {} has an empty segment", quoted(path)));
         }
         if let Some(bad) = path.chars().find(|c| !('!'..='~').contains(c)) {
             return Err(format!(
-                "role path {path:?} contains {bad:?}; allowed is printable ASCII"
+                "role path {} contains {bad:?}; allowed is printable ASCII",
+                quoted(path)
             ));
         }
         Ok(Self {

@@ -4,7 +4,7 @@
 
 use crate::error::PolicyError;
 use crate::role_arn::{RoleArn, EXPECTED_FORM, PARTITIONS};
-use crate::settings::is_dns_label;
+use crate::syntax::{is_account_id, is_audience, is_service_account_ref};
 use crate::token::TokenExpiration;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ impl RoleMapping {
         let compose = compose.filter(|c| !c.account_id.is_empty());
         if let Some(compose) = compose {
             let account = &compose.account_id;
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            if !is_account_id(account) {
                 return Err(invalid(
                     "composeRoleArn",
                     format!("accountId {account:?}"),
@@ -86,7 +86,7 @@ impl RoleMapping {
                     "appears twice",
                 ));
             }
-            if !is_mapping_key(key) {
+            if !is_service_account_ref(key, true) {
                 return Err(invalid(
                     "serviceAccounts",
                     format!("{key:?}"),
@@ -99,11 +99,7 @@ impl RoleMapping {
                 .map(|value| checked.role(value))
                 .transpose()
                 .map_err(|reason| invalid("serviceAccounts", at("roleArn"), &reason))?;
-            if entry
-                .audience
-                .as_deref()
-                .is_some_and(|a| a.trim().is_empty() || a.trim() != a)
-            {
+            if entry.audience.as_deref().is_some_and(|a| !is_audience(a)) {
                 return Err(invalid(
                     "serviceAccounts",
                     at("audience"),
@@ -202,18 +198,6 @@ fn invalid(field: &'static str, value: String, reason: &str) -> PolicyError {
         field,
         value,
         reason: reason.into(),
-    }
-}
-
-fn is_mapping_key(key: &str) -> bool {
-    match key.split_once('/') {
-        Some((namespace, name)) => {
-            (namespace == "*" || is_dns_label(namespace))
-                && !name.is_empty()
-                && name.len() <= 253
-                && name.split('.').all(is_dns_label)
-        }
-        None => false,
     }
 }
 

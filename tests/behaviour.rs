@@ -921,6 +921,21 @@ fn container_credentials_take_precedence_over_the_role() {
 }
 
 #[test]
+fn the_pod_identity_label_goes_in_even_without_metadata() {
+    let pod = json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app"}]}});
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}});
+    let mutated = mutated(pod, ServiceAccount::default(), settings.clone());
+    assert_eq!(
+        mutated["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
+        "enabled"
+    );
+    assert_eq!(
+        evaluate(mutated, ServiceAccount::default(), settings),
+        Decision::Accept { warnings: vec![] }
+    );
+}
+
+#[test]
 fn unlisted_service_accounts_keep_web_identity() {
     let settings = json!({"containerCredentials": {"serviceAccounts": ["team-b/app"]}});
     let pod = mutated(app_pod(), role_account(), settings);

@@ -7,6 +7,7 @@ use crate::host::{HostState, Policy, Responder};
 use crate::response::AdmissionResponse;
 use crate::session::Session;
 use anyhow::{bail, Context, Result};
+use irsa_policy::invariants;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -171,8 +172,11 @@ impl Case {
             );
         }
         if response.patch.is_some() {
-            if let Err(lost) = lossless(original, &patched, String::new()) {
+            if let Err(lost) = invariants::lossless(original, &patched) {
                 check(false, format!("the patch changed or removed {lost}"));
+            }
+            if let Err(duplicate) = invariants::no_duplicates(&patched) {
+                check(false, format!("the patched pod has {duplicate}"));
             }
             // Kubernetes may call a mutating webhook again on its own output.
             let mut again = request.clone();
@@ -285,69 +289,4 @@ pub fn evaluate(
         kubernetes_calls,
         logs: state.logs,
     })
-}
-
-/// Every value of `original` is in `patched` at the same pointer: objects may
-/// gain keys, lists may grow at the end, null may become a list; nothing else.
-pub fn lossless(original: &Value, patched: &Value, at: String) -> Result<(), String> {
-    match (original, patched) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, value) in a {
-                let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
-                match b.get(key) {
-                    Some(other) => lossless(value, other, here)?,
-                    None => return Err(here),
-                }
-            }
-            Ok(())
-        }
-        (Value::Array(a), Value::Array(b)) if b.len() >= a.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .try_for_each(|(i, (x, y))| lossless(x, y, format!("{at}/{i}"))),
-        (Value::Null, Value::Array(_)) => Ok(()),
-        (a, b) if a == b => Ok(()),
-        _ => Err(if at.is_empty() { "/".into() } else { at }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lossless_allows_appends_and_new_keys_only() {
-        let original = json!({"a": [1, {"b": 2}], "c": null, "d": "x"});
-        assert!(lossless(
-            &original,
-            &json!({"a": [1, {"b": 2, "n": 1}, 3], "c": [], "d": "x", "e": 1}),
-            String::new()
-        )
-        .is_ok());
-        assert_eq!(
-            lossless(
-                &original,
-                &json!({"a": [1, {"b": 3}], "c": null, "d": "x"}),
-                String::new()
-            ),
-            Err("/a/1/b".into())
-        );
-        assert_eq!(
-            lossless(
-                &original,
-                &json!({"a": [{"b": 2}, 1], "c": null, "d": "x"}),
-                String::new()
-            ),
-            Err("/a/0".into())
-        );
-        assert_eq!(
-            lossless(
-                &original,
-                &json!({"a": [1, {"b": 2}], "c": null}),
-                String::new()
-            ),
-            Err("/d".into())
-        );
-    }
 }

@@ -1,0 +1,17 @@
+//! Raw bytes as the `validate` payload, as a broken or hostile host could send them.
+#![no_main]
+
+use irsa_policy::service_account::ServiceAccount;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let accounts = common::EveryoneHasARole(ServiceAccount::with_annotations([(
+        "eks.amazonaws.com/role-arn",
+        "arn:aws:iam::111122223333:role/app",
+    )]));
+    let decision = irsa_policy::decide_payload(data, &accounts, &common::log());
+    common::check(data, decision, &accounts);
+});

@@ -1,0 +1,178 @@
+//! The promises every edit keeps, as checks: the property tests, the fuzz
+//! targets and the e2e test host all judge the policy's output with these,
+//! so "lossless" and "valid" mean the same thing everywhere.
+//!
+//! Not called by the policy itself, so the module in policy.wasm leaves them out.
+
+use crate::admission::Decision;
+use crate::service_account::ServiceAccountSource;
+use serde_json::{json, Value};
+
+/// Every value of `original` is in `edited` at the same JSON pointer: objects
+/// may gain keys, lists may grow at the end, a null may become a list or an
+/// object (Kubernetes reads both as absent); nothing else changes. The error is
+/// the first pointer that was changed or removed.
+pub fn lossless(original: &Value, edited: &Value) -> Result<(), String> {
+    lossless_at(original, edited, &mut String::new())
+}
+
+fn lossless_at(original: &Value, edited: &Value, at: &mut String) -> Result<(), String> {
+    let changed = |at: &str| {
+        if at.is_empty() {
+            "/".to_owned()
+        } else {
+            at.to_owned()
+        }
+    };
+    match (original, edited) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                match b.get(key) {
+                    Some(other) => lossless_at(value, other, at)?,
+                    None => return Err(changed(at)),
+                }
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) if b.len() >= a.len() => {
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                let len = at.len();
+                at.push_str(&format!("/{index}"));
+                lossless_at(x, y, at)?;
+                at.truncate(len);
+            }
+            Ok(())
+        }
+        (Value::Null, Value::Array(_) | Value::Object(_)) => Ok(()),
+        (a, b) if a == b => Ok(()),
+        _ => Err(changed(at)),
+    }
+}
+
+/// What the API server would refuse in a pod the policy produced: two volumes
+/// of one name, or in one container two variables, two mounts of one volume,
+/// or two mounts at one path. The error names the first duplicate.
+pub fn no_duplicates(pod: &Value) -> Result<(), String> {
+    let names = |items: &Value, field: &str| -> Vec<String> {
+        items
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|item| item[field].as_str())
+                    .map(|s| s.trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let unique = |what: String, mut values: Vec<String>| {
+        values.sort();
+        match values.windows(2).find(|pair| pair[0] == pair[1]) {
+            Some(pair) => Err(format!("{what}: {:?} twice", pair[0])),
+            None => Ok(()),
+        }
+    };
+    unique(
+        "spec.volumes".into(),
+        names(&pod["spec"]["volumes"], "name"),
+    )?;
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (index, container) in pod["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let at = format!("spec.{list}[{index}]");
+            unique(format!("{at}.env"), names(&container["env"], "name"))?;
+            unique(
+                format!("{at}.volumeMounts names"),
+                names(&container["volumeMounts"], "name"),
+            )?;
+            unique(
+                format!("{at}.volumeMounts paths"),
+                names(&container["volumeMounts"], "mountPath"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// What the fuzz targets and their regression tests ask of one decision on
+/// `payload`: it encodes; a rejection carries no object; a mutation is
+/// lossless and, run through the policy again (as Kubernetes may reinvoke a
+/// webhook), changes nothing more.
+pub fn check_decision(
+    payload: &[u8],
+    decision: Decision,
+    accounts: &dyn ServiceAccountSource,
+) -> Result<(), String> {
+    let pod = match &decision {
+        Decision::Mutate { pod, .. } => Some(pod.clone()),
+        _ => None,
+    };
+    let encoded = crate::encode(decision, payload.len()).map_err(|e| format!("encode: {e}"))?;
+    let encoded: Value =
+        serde_json::from_slice(&encoded).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    if encoded["accepted"] == false && !encoded["mutated_object"].is_null() {
+        return Err("a rejection carries an object".into());
+    }
+    let Some(pod) = pod else { return Ok(()) };
+    let top: Value = serde_json::from_slice(payload)
+        .map_err(|e| format!("a mutated request does not parse: {e}"))?;
+    let request = &top["request"];
+    lossless(&request["object"], &pod).map_err(|at| format!("the edit changed or removed {at}"))?;
+    let again = json!({"request": {"kind": request["kind"], "operation": request["operation"],
+        "namespace": request["namespace"], "subResource": request["subResource"],
+        "oldObject": request["oldObject"], "object": pod}, "settings": top["settings"]});
+    let again = serde_json::to_vec(&again).map_err(|e| e.to_string())?;
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    match crate::decide_payload(&again, accounts, &log) {
+        Decision::Accept { .. } => Ok(()),
+        other => Err(format!(
+            "a second run did not leave the pod alone: {other:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lossless_allows_appends_and_new_keys_only() {
+        let original = json!({"a": [1, {"b": 2}], "c": null, "d": "x", "e/f": 1});
+        let grown = json!({"a": [1, {"b": 2, "n": 1}, 3], "c": [], "d": "x", "e/f": 1, "g": 1});
+        assert_eq!(lossless(&original, &grown), Ok(()));
+        let changed = json!({"a": [1, {"b": 3}], "c": null, "d": "x", "e/f": 1});
+        assert_eq!(lossless(&original, &changed), Err("/a/1/b".into()));
+        let reordered = json!({"a": [{"b": 2}, 1], "c": null, "d": "x", "e/f": 1});
+        assert_eq!(lossless(&original, &reordered), Err("/a/0".into()));
+        let removed = json!({"a": [1, {"b": 2}], "c": null, "e/f": 1});
+        assert_eq!(lossless(&original, &removed), Err("/d".into()));
+        let escaped = json!({"a": [1, {"b": 2}], "c": null, "d": "x", "e/f": 2});
+        assert_eq!(lossless(&original, &escaped), Err("/e~1f".into()));
+    }
+
+    #[test]
+    fn finds_duplicate_names_and_paths() {
+        let ok = json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}],
+            "containers": [{"env": [{"name": "X"}], "volumeMounts": [{"name": "a", "mountPath": "/a"}]}]}});
+        assert_eq!(no_duplicates(&ok), Ok(()));
+        let volumes = json!({"spec": {"volumes": [{"name": "a"}, {"name": "a"}]}});
+        assert_eq!(
+            no_duplicates(&volumes),
+            Err("spec.volumes: \"a\" twice".into())
+        );
+        let paths = json!({"spec": {"initContainers": [{"volumeMounts": [
+            {"name": "a", "mountPath": "/a"}, {"name": "b", "mountPath": "/a/"}]}]}});
+        assert_eq!(
+            no_duplicates(&paths),
+            Err("spec.initContainers[0].volumeMounts paths: \"/a\" twice".into())
+        );
+    }
+}
