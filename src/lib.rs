@@ -113,3 +113,86 @@ fn validate_settings(payload: &[u8]) -> CallResult {
     };
     Ok(serde_json::to_vec(&response)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::PolicyError;
+    use serde_json::{json, Value};
+
+    fn encoded(decision: Decision) -> Value {
+        serde_json::from_slice(&encode(decision, 0).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_acceptance_carries_its_warnings_and_nothing_else() {
+        let plain = encoded(Decision::Accept { warnings: vec![] });
+        assert_eq!(
+            plain,
+            json!({"accepted": true, "message": null, "code": null, "mutated_object": null,
+                   "audit_annotations": null, "warnings": null})
+        );
+        let warned = encoded(Decision::Accept {
+            warnings: vec!["careful".into()],
+        });
+        assert_eq!(warned["warnings"], json!(["careful"]));
+    }
+
+    #[test]
+    fn a_mutation_carries_the_whole_pod_and_its_warnings() {
+        let pod = json!({"kind": "Pod", "spec": {"containers": []}});
+        let answer = encoded(Decision::Mutate {
+            pod: pod.clone(),
+            warnings: vec!["w".into()],
+        });
+        assert_eq!(answer["accepted"], true);
+        assert_eq!(answer["mutated_object"], pod);
+        assert_eq!(answer["warnings"], json!(["w"]));
+        let quiet = encoded(Decision::Mutate {
+            pod,
+            warnings: vec![],
+        });
+        assert!(quiet["warnings"].is_null());
+    }
+
+    #[test]
+    fn a_rejection_carries_message_and_code_but_no_pod() {
+        let answer = encoded(Decision::Reject(PolicyError::MalformedRequest(
+            "bad".into(),
+        )));
+        assert_eq!(answer["accepted"], false);
+        assert_eq!(answer["message"], "cannot read the admission request: bad");
+        assert_eq!(answer["code"], 400);
+        assert!(answer["mutated_object"].is_null());
+    }
+
+    #[test]
+    fn a_very_long_rejection_message_is_cut() {
+        let answer = encoded(Decision::Reject(PolicyError::MalformedRequest(
+            "x".repeat(10_000),
+        )));
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.len() < error::MAX_MESSAGE + 32, "{}", message.len());
+        assert!(message.ends_with("bytes)"), "{message}");
+    }
+
+    #[test]
+    fn validate_settings_answers_valid_or_why_not() {
+        let answer = |json: &str| -> Value {
+            serde_json::from_slice(&validate_settings(json.as_bytes()).unwrap()).unwrap()
+        };
+        assert_eq!(answer("{}"), json!({"valid": true, "message": null}));
+        let refused = answer(r#"{"tokenExpirationSeconds": 1}"#);
+        assert_eq!(refused["valid"], false);
+        assert!(refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokenExpirationSeconds = 1"));
+        let unreadable = answer("[1]");
+        assert_eq!(unreadable["valid"], false);
+        assert!(unreadable["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read the settings"));
+    }
+}
