@@ -249,6 +249,42 @@ fn numbers_kubernetes_can_send_come_back_exactly() {
     );
 }
 
+/// The limit the README states: a decimal of up to 15 significant digits and
+/// a power of ten within 22 (magnitudes 1e-8 to 1e37), in a field the policy
+/// does not own, reads back as the same number: the exact standard-library
+/// parse of what went in and of what came out agree.
+#[test]
+fn decimals_of_fifteen_digits_come_back_as_the_same_number() {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut texts = Vec::new();
+    for _ in 0..2_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let digits = state % 900_000_000_000_000 + 100_000_000_000_000;
+        let exponent = (state >> 52) as i64 % 45 - 22;
+        texts.push(format!("{digits}e{exponent}"));
+    }
+    let raw = format!(
+        r#"{{"request": {{"kind": {{"group": "", "version": "v1", "kind": "Pod"}}, "operation": "CREATE", "namespace": "team-a", "object": {{"spec": {{"serviceAccountName": "app", "containers": [{{"name": "a"}}], "futureDecimals": [{}]}}}}}}}}"#,
+        texts.join(",")
+    );
+    let decision = decide(raw.as_bytes());
+    let Decision::Mutate { pod, .. } = decision else {
+        panic!("expected a mutation, got {decision:?}")
+    };
+    let back = pod["spec"]["futureDecimals"].as_array().unwrap();
+    assert_eq!(back.len(), texts.len());
+    for (text, number) in texts.iter().zip(back) {
+        let written = serde_json::to_string(number).unwrap();
+        assert_eq!(
+            text.parse::<f64>().unwrap(),
+            written.parse::<f64>().unwrap(),
+            "{text} came back as {written}"
+        );
+    }
+}
+
 /// Every setting, given a value of the wrong type, is refused by name.
 #[rstest]
 #[case("annotationPrefix", json!(1))]
