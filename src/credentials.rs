@@ -103,11 +103,12 @@ impl ContainerCredentials {
                 "entries are \"<namespace>/<name>\"",
             ));
         }
-        let scheme_ok = ["http://", "https://"]
+        // The SDKs accept any http(s) URL here; what must not pass is a bare
+        // address (the SDK would not know the scheme) or a URL with no host.
+        let host_and_path = ["http://", "https://"]
             .iter()
-            .any(|p| s.full_uri.starts_with(p));
-        if !scheme_ok
-            || s.full_uri.len() <= "https://".len()
+            .find_map(|scheme| s.full_uri.strip_prefix(scheme));
+        if host_and_path.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
             || s.full_uri.contains(char::is_whitespace)
         {
             return Err(invalid(
@@ -190,8 +191,25 @@ mod tests {
     }
 
     #[rstest]
+    #[case("http://a")]
+    #[case("https://credentials.example.com/v1/credentials")]
+    #[case("http://[fd00:ec2::23]/v1/credentials")]
+    fn accepts_any_http_url_with_a_host(#[case] full_uri: &str) {
+        let settings = ContainerCredentialsSettings {
+            full_uri: full_uri.into(),
+            ..Default::default()
+        };
+        let cc = ContainerCredentials::from_settings(&settings).unwrap();
+        assert_eq!(cc.full_uri, full_uri);
+    }
+
+    #[rstest]
     #[case(ContainerCredentialsSettings { service_accounts: vec!["app".into()], ..Default::default() }, "serviceAccounts \"app\"")]
     #[case(ContainerCredentialsSettings { full_uri: "169.254.170.23".into(), ..Default::default() }, "fullUri")]
+    #[case(ContainerCredentialsSettings { full_uri: "ftp://169.254.170.23/v1/credentials".into(), ..Default::default() }, "fullUri")]
+    #[case(ContainerCredentialsSettings { full_uri: "https://".into(), ..Default::default() }, "fullUri")]
+    #[case(ContainerCredentialsSettings { full_uri: "http:///v1/credentials".into(), ..Default::default() }, "fullUri")]
+    #[case(ContainerCredentialsSettings { full_uri: "http://169.254.170.23/v1 credentials".into(), ..Default::default() }, "fullUri")]
     #[case(ContainerCredentialsSettings { audience: "".into(), ..Default::default() }, "audience")]
     #[case(ContainerCredentialsSettings { mount_path: "var/run".into(), ..Default::default() }, "mountPath")]
     #[case(ContainerCredentialsSettings { volume_name: "Token".into(), ..Default::default() }, "volumeName")]

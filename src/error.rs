@@ -159,3 +159,30 @@ impl PolicyError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_fits_is_left_whole() {
+        let exact = "x".repeat(MAX_QUOTED);
+        assert_eq!(shorten(exact.clone(), MAX_QUOTED), exact);
+        assert_eq!(quoted("role"), "\"role\"");
+    }
+
+    #[test]
+    fn longer_text_is_cut_with_its_length() {
+        let cut = shorten("x".repeat(MAX_QUOTED + 1), MAX_QUOTED);
+        assert_eq!(
+            cut,
+            format!("{}... ({} bytes)", "x".repeat(MAX_QUOTED), MAX_QUOTED + 1)
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        // "é" is two bytes: a cut at 5 bytes keeps two of them.
+        assert_eq!(shorten("ééé".into(), 5), "éé... (6 bytes)");
+    }
+}
