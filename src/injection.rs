@@ -507,6 +507,8 @@ mod tests {
     #[case(json!({"name": "x".repeat(64)}), true)]
     #[case(json!({"name": "x".repeat(65)}), false)]
     #[case(json!({}), false)]
+    #[case(json!({"name": ""}), false)]
+    #[case(json!({"name": "", "generateName": ""}), false)]
     fn session_name_only_where_the_pod_name_fits(#[case] metadata: Value, #[case] expected: bool) {
         let settings = Settings {
             role_session_name: true,

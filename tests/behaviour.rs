@@ -1039,6 +1039,21 @@ fn service_account_region_annotation_wins_over_the_setting() {
     );
 }
 
+#[rstest]
+#[case("")]
+#[case("  ")]
+fn an_empty_region_annotation_leaves_the_setting(#[case] value: &str) {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("irsa-policy.io/region", value),
+    ]);
+    let pod = mutated(app_pod(), account, json!({"awsDefaultRegion": "eu-west-1"}));
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_REGION").unwrap()["value"],
+        "eu-west-1"
+    );
+}
+
 #[test]
 fn rejects_a_region_annotation_that_is_not_a_region() {
     let account = ServiceAccount::with_annotations([
