@@ -420,12 +420,40 @@ fn leaves_the_pod_unchanged_when_the_service_account_is_not_found() {
     assert_eq!(source.lookups(), 1);
 }
 
-#[test]
-fn reads_the_default_service_account_when_the_pod_names_none() {
-    let pod = pod_with(json!({"containers": [{"name": "app"}]}));
+#[rstest]
+#[case(json!({"containers": [{"name": "app"}]}))]
+#[case(json!({"serviceAccountName": "", "containers": [{"name": "app"}]}))]
+#[case(json!({"serviceAccountName": null, "serviceAccount": "", "containers": [{"name": "app"}]}))]
+fn reads_the_default_service_account_when_the_pod_names_none(#[case] spec: Value) {
     let source = InMemoryServiceAccounts::default().with("team-a", "default", role_account());
+    let decision = decide_payload(
+        &request("CREATE", pod_with(spec), json!({})),
+        &source,
+        &log(),
+    );
+    assert!(matches!(decision, Decision::Mutate { .. }), "{decision:?}");
+}
+
+#[test]
+fn reads_the_deprecated_service_account_field_when_the_name_is_empty() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "", "serviceAccount": "app", "containers": [{"name": "app"}]}),
+    );
+    let source = InMemoryServiceAccounts::default().with("team-a", "app", role_account());
     let decision = decide_payload(&request("CREATE", pod, json!({})), &source, &log());
-    assert!(matches!(decision, Decision::Mutate { .. }));
+    assert!(matches!(decision, Decision::Mutate { .. }), "{decision:?}");
+}
+
+#[test]
+fn a_volume_without_a_name_is_left_for_the_api_server_to_judge() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}],
+        "volumes": [{"emptyDir": {}}]}),
+    );
+    let pod = mutated(pod, role_account(), json!({}));
+    let volumes = pod["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(volumes[0], json!({"emptyDir": {}}));
+    assert_eq!(volumes[1]["name"], "aws-iam-token");
 }
 
 #[rstest]

@@ -167,6 +167,14 @@ fn a_pod_left_unchanged_logs_why() {
 }
 
 #[test]
+fn a_pod_named_by_generate_name_is_logged_by_its_prefix() {
+    let pod = json!({"metadata": {"name": "", "generateName": "web-7d9f5c-"},
+        "spec": {"serviceAccountName": "app", "containers": [{"name": "app"}]}});
+    let logged = events("CREATE", pod, role_account());
+    assert_eq!(outcome(&logged).field("pod"), "team-a/web-7d9f5c-*");
+}
+
+#[test]
 fn a_rejection_logs_the_message_the_user_gets() {
     let logged = events(
         "CREATE",
