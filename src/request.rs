@@ -153,6 +153,7 @@ impl AdmissionRequest {
 mod tests {
     use super::*;
     use rstest::rstest;
+    use serde_json::json;
 
     #[test]
     fn reads_the_fields_the_decision_needs_and_skips_the_rest() {
@@ -222,6 +223,28 @@ mod tests {
         let request = ValidatePayload::from_json(payload).unwrap().request;
         assert!(request.is_pod_create());
         assert_eq!(request.namespace, "");
+    }
+
+    #[rstest]
+    #[case("UPDATE", "", "Pod", "ephemeralcontainers", true)]
+    #[case("CREATE", "", "Pod", "ephemeralcontainers", false)]
+    #[case("UPDATE", "", "Pod", "", false)]
+    #[case("UPDATE", "", "Pod", "status", false)]
+    #[case("UPDATE", "", "Node", "ephemeralcontainers", false)]
+    #[case("UPDATE", "example.com", "Pod", "ephemeralcontainers", false)]
+    fn only_a_pods_ephemeralcontainers_update_adds_ephemeral_containers(
+        #[case] operation: &str,
+        #[case] group: &str,
+        #[case] kind: &str,
+        #[case] sub_resource: &str,
+        #[case] expected: bool,
+    ) {
+        let payload = json!({"request": {"operation": operation, "subResource": sub_resource,
+            "kind": {"group": group, "version": "v1", "kind": kind}}});
+        let request = ValidatePayload::from_json(&serde_json::to_vec(&payload).unwrap())
+            .unwrap()
+            .request;
+        assert_eq!(request.is_ephemeral_containers_update(), expected);
     }
 
     #[test]

@@ -204,4 +204,15 @@ mod tests {
         let max = format!("arn:aws:iam::123456789012:role/{}", "a".repeat(64));
         assert!(RoleArn::parse(&max).is_ok());
     }
+
+    #[test]
+    fn rejects_role_paths_longer_than_512_characters_with_their_slashes() {
+        // IAM counts the path with its leading and trailing "/": "/<510>/" is 512.
+        let max = format!("arn:aws:iam::123456789012:role/{}/app", "p".repeat(510));
+        assert!(RoleArn::parse(&max).is_ok());
+        let long = format!("arn:aws:iam::123456789012:role/{}/app", "p".repeat(511));
+        assert!(RoleArn::parse(&long)
+            .unwrap_err()
+            .contains("role path is longer than 512 characters"));
+    }
 }

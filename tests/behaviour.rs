@@ -460,9 +460,12 @@ fn a_volume_without_a_name_is_left_for_the_api_server_to_judge() {
 #[case("UPDATE")]
 #[case("DELETE")]
 #[case("CONNECT")]
-fn accepts_other_operations_without_a_host_call(#[case] operation: &str) {
+fn accepts_other_operations_without_a_host_call(
+    #[case] operation: &str,
+    #[values(json!({}), json!({"ephemeralContainers": true}))] settings: Value,
+) {
     let source = accounts(role_account());
-    let decision = decide_payload(&request(operation, app_pod(), json!({})), &source, &log());
+    let decision = decide_payload(&request(operation, app_pod(), settings), &source, &log());
     assert_eq!(decision, Decision::Accept { warnings: vec![] });
     assert_eq!(source.lookups(), 0);
 }
