@@ -279,6 +279,12 @@ mod tests {
     #[case(r#"[]"#, "must be a JSON object")]
     #[case(r#""x""#, "must be a JSON object")]
     #[case(r#"{"annotationPrefix":"#, "settings")]
+    #[case("nope", "must be a JSON object, found \"nope\"")]
+    #[case("null null", "must be a JSON object")]
+    #[case(
+        r#"{"serviceAccounts": []}"#,
+        "serviceAccounts: invalid type: sequence, expected an object of \"<namespace>/<name>\""
+    )]
     fn rejects_unreadable_settings_naming_the_field(#[case] json: &str, #[case] named: &str) {
         let err = Settings::from_json(json.as_bytes())
             .unwrap_err()
