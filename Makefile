@@ -136,8 +136,8 @@ clean:
 	cd $(HOST_DIR) && cargo clean
 	rm -f policy.wasm annotated-policy.wasm
 
-# Mutation testing over src/ with the native suite (cargo-mutants; about an
-# hour on two cores). Results in mutants.out/.
+# Mutation testing over src/ with the native suite (cargo-mutants; about 50
+# minutes on two cores). Results in mutants.out/.
 .PHONY: mutants
 mutants:
 	@command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked

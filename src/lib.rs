@@ -44,7 +44,7 @@ fn validate(payload: &[u8]) -> CallResult {
     let log = slog::Logger::root(KubewardenDrain::new(), slog::o!("policy" => "irsa-policy"));
     encode(
         decide_payload(payload, &HostServiceAccounts, &log),
-        payload.len() + 1024,
+        payload.len(),
     )
 }
 
@@ -64,9 +64,15 @@ pub fn decide_payload(
     }
 }
 
+/// Room beyond the request's size for what a mutation adds (a volume, and a
+/// mount and a few variables per container) and the response's own fields.
+const RESPONSE_SLACK: usize = 1024;
+
 /// The `ValidationResponse` JSON the host expects. Takes the decision by
 /// value so the mutated pod is serialised where it lies, not copied.
-pub fn encode(decision: Decision, capacity_hint: usize) -> CallResult {
+/// `request_len` sizes the buffer: the usual answer is the pod that came in,
+/// a little larger.
+pub fn encode(decision: Decision, request_len: usize) -> CallResult {
     let warnings = |w: Vec<String>| (!w.is_empty()).then_some(w);
     let response = match decision {
         Decision::Accept { warnings: w } => ValidationResponse {
@@ -94,9 +100,10 @@ pub fn encode(decision: Decision, capacity_hint: usize) -> CallResult {
             warnings: None,
         },
     };
-    // Sized for the usual answer, a pod a little larger than the one that
-    // came in, so the buffer is not regrown and copied several times over.
-    let mut out = Vec::with_capacity(capacity_hint);
+    // Sized once, so the buffer is not regrown and copied several times over,
+    // and never more than the request and a little: a 100-container pod is
+    // 100 KB already.
+    let mut out = Vec::with_capacity(request_len + RESPONSE_SLACK);
     serde_json::to_writer(&mut out, &response)?;
     Ok(out)
 }
@@ -122,6 +129,24 @@ mod tests {
 
     fn encoded(decision: Decision) -> Value {
         serde_json::from_slice(&encode(decision, 0).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_answer_buffer_is_sized_once_from_the_request() {
+        let accepted = encode(Decision::Accept { warnings: vec![] }, 0).unwrap();
+        assert_eq!(accepted.capacity(), RESPONSE_SLACK);
+        let pod = json!({"kind": "Pod", "spec": {"futureField": "y".repeat(4000)}});
+        let request_len = serde_json::to_vec(&pod).unwrap().len();
+        let mutated = encode(
+            Decision::Mutate {
+                pod,
+                warnings: vec![],
+            },
+            request_len,
+        )
+        .unwrap();
+        assert!(mutated.len() < mutated.capacity());
+        assert_eq!(mutated.capacity(), request_len + RESPONSE_SLACK);
     }
 
     #[test]

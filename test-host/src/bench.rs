@@ -118,7 +118,7 @@ fn measure(policy: &Policy, s: &Scenario, sa_bytes: &[u8]) -> Result<Value> {
             time(|| host.call("validate", &s.payload).expect("validate")),
             time(|| {
                 let decision = irsa_policy::decide_payload(&s.payload, &source, &log);
-                irsa_policy::encode(decision, s.payload.len() + 1024).expect("encode")
+                irsa_policy::encode(decision, s.payload.len()).expect("encode")
             }),
         ];
         // The first tenth warms caches and allocators up.
