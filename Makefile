@@ -72,7 +72,7 @@ bench: policy.wasm $(HOST)
 
 # Fuzzing (libFuzzer through cargo-fuzz, on the nightly toolchain): every
 # target for FUZZ_SECONDS, seeded with the e2e fixtures. Crashes land in
-# fuzz/artifacts/<target>/; each one found so far is a test in tests/bad_input.rs.
+# fuzz/artifacts/<target>/; each one found so far is a file in tests/fuzz-regressions/.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := payload structured_pod settings
 
