@@ -100,9 +100,7 @@ pub fn encode(decision: Decision, request_len: usize) -> CallResult {
             warnings: None,
         },
     };
-    // Sized once, so the buffer is not regrown and copied several times over,
-    // and never more than the request and a little: a 100-container pod is
-    // 100 KB already.
+    // Sized once, so the buffer is not regrown and copied several times over.
     let mut out = Vec::with_capacity(request_len + RESPONSE_SLACK);
     serde_json::to_writer(&mut out, &response)?;
     Ok(out)

@@ -265,10 +265,12 @@ fn decimals_of_fifteen_digits_come_back_as_the_same_number() {
         let exponent = (state >> 52) as i64 % 45 - 22;
         texts.push(format!("{digits}e{exponent}"));
     }
-    let raw = format!(
-        r#"{{"request": {{"kind": {{"group": "", "version": "v1", "kind": "Pod"}}, "operation": "CREATE", "namespace": "team-a", "object": {{"spec": {{"serviceAccountName": "app", "containers": [{{"name": "a"}}], "futureDecimals": [{}]}}}}}}}}"#,
-        texts.join(",")
-    );
+    // The numbers go in as text, so they reach the policy's parser unparsed.
+    let envelope = payload(json!({"spec": {"serviceAccountName": "app",
+        "containers": [{"name": "a"}], "futureDecimals": "DECIMALS"}}));
+    let raw = String::from_utf8(envelope)
+        .unwrap()
+        .replace(r#""DECIMALS""#, &format!("[{}]", texts.join(",")));
     let decision = decide(raw.as_bytes());
     let Decision::Mutate { pod, .. } = decision else {
         panic!("expected a mutation, got {decision:?}")
