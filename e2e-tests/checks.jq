@@ -36,6 +36,10 @@ def at($pointer): . as $doc | getpath($pointer | tokens | resolve($doc));
      then "patch present is \($response.patch != null), expected \($expect.mutated)" else empty end),
     (if $expect.message != null and (($response.status.message // "") | contains($expect.message) | not)
      then "message \($response.status.message | tojson) does not contain \($expect.message | tojson)" else empty end),
+    (($expect.message_lacks // [])[]
+     | . as $unwanted
+     | if (($response.status.message // "") | contains($unwanted))
+       then "message \($response.status.message | tojson) contains \($unwanted | tojson)" else empty end),
     (if $expect.code != null and $response.status.code != $expect.code
      then "code is \($response.status.code), expected \($expect.code)" else empty end),
     (if ($expect.warnings // []) != ($response.warnings // [])

@@ -129,6 +129,18 @@ load helpers
   run_case reject-host-forbidden
 }
 
+@test "an API server the policy-server cannot reach is refused as retryable, with no RBAC advice" {
+  run_case reject-api-server-unreachable
+}
+
+@test "a host error carrying a stack backtrace keeps its advice and drops the backtrace" {
+  run_case reject-host-error-with-backtrace
+}
+
+@test "a policy without contextAwareResources is refused with the declaration to add" {
+  run_case reject-context-aware-not-declared
+}
+
 @test "an existing aws-iam-token hostPath volume is refused, not silently mounted (official #315)" {
   run_case reject-foreign-token-volume
 }

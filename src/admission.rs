@@ -113,12 +113,16 @@ fn decide(
             "the new ephemeral containers get no AWS credentials: {reason}"
         ));
     }
-    // One info event per decision (each event is a host call); debug only for
-    // what a person would ask about: variables the containers keep for themselves.
-    if !plan.kept.is_empty() {
-        debug!(log, "containers keep their own AWS variables"; "pod" => &facts.label,
-               "kept" => plan.kept.join(", "));
-    }
+    // Each log event is a host call, and policy-server drops debug events only
+    // after it. So: one info event per decision, short enough to read in a
+    // busy log (who, which role, how many containers), and one debug event
+    // with the lists a person asks about when something looks wrong.
+    debug!(log, "injection details"; "pod" => &facts.label,
+           "audience" => &injection.audience, "expirationSeconds" => injection.expiration.seconds(),
+           "tokenFile" => &injection.token_file, "region" => injection.region.as_deref().unwrap_or(""),
+           "stsRegionalEndpoints" => injection.sts_regional_endpoints,
+           "containers" => plan.injected.join(","), "skippedContainers" => plan.skipped.join(","),
+           "keptVariables" => plan.kept.join("; "));
     if plan.edit.is_empty() {
         let reason = match (&plan.no_volume, plan.injected.is_empty()) {
             (Some(_), _) => "no usable token volume for the new ephemeral containers",
@@ -128,11 +132,7 @@ fn decide(
         return unchanged(reason, warnings);
     }
     info!(log, "pod mutated"; "pod" => &facts.label, "serviceAccount" => facts.service_account,
-          "credentials" => injection.credentials.describe(), "audience" => &injection.audience,
-          "expirationSeconds" => injection.expiration.seconds(), "tokenFile" => &injection.token_file,
-          "region" => injection.region.as_deref().unwrap_or(""),
-          "stsRegionalEndpoints" => injection.sts_regional_endpoints,
-          "containers" => plan.injected.join(","), "skippedContainers" => plan.skipped.join(","));
+          "credentials" => injection.credentials.describe(), "containers" => plan.injected.len());
     drop(facts);
     plan.edit.apply(&mut pod);
     Ok(Decision::Mutate { pod, warnings })

@@ -4,6 +4,7 @@
 //! request: ..."), so each message names the object, the field, the value, and
 //! what to change.
 
+use crate::host_error::LookupFailure;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -105,17 +106,16 @@ pub enum PolicyError {
     },
 
     /// The host could not give us the ServiceAccount for a reason other than
-    /// "not found": usually missing RBAC or a policy without contextAwareResources.
+    /// "not found". The advice comes first: the host's text after it can be long.
     #[error(
-        "cannot read ServiceAccount {namespace}/{name} through the Kubewarden host capability \
-         kubernetes/get_resource: {reason}. Grant the policy-server's ServiceAccount get, list \
-         and watch on serviceaccounts (deploy/rbac.yaml) and declare contextAwareResources \
-         [{{apiVersion: v1, kind: ServiceAccount}}] in the policy"
+        "cannot read ServiceAccount {namespace}/{name}: {advice}. Host error: {detail}",
+        advice = failure.advice(),
+        detail = failure.detail
     )]
     ServiceAccountLookup {
         namespace: String,
         name: String,
-        reason: String,
+        failure: LookupFailure,
     },
 }
 
@@ -148,6 +148,15 @@ pub fn quoted(text: &str) -> String {
 }
 
 impl PolicyError {
+    /// A lookup refused with the host's error text.
+    pub fn lookup_failed(namespace: &str, name: &str, host_text: &str) -> Self {
+        PolicyError::ServiceAccountLookup {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            failure: LookupFailure::from_host_text(host_text),
+        }
+    }
+
     /// The HTTP status code the API server reports with the rejection.
     pub fn code(&self) -> u16 {
         match self {

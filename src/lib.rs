@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod diagnose;
 pub mod error;
 pub mod guardrails;
+pub mod host_error;
 pub mod injection;
 pub mod invariants;
 pub mod pod;

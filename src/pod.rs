@@ -21,6 +21,13 @@ impl<'a> PodFacts<'a> {
     /// `namespace` is the request's; a pod in a request always has one, but a
     /// hand-written fixture may not, so the pod's own metadata is the fallback.
     pub fn read(pod: &'a Value, namespace: &'a str) -> Result<Self, PolicyError> {
+        // Not a pod at all: there is no field of it to name, only the request's.
+        if !pod.is_object() {
+            return Err(PolicyError::MalformedRequest(format!(
+                "request.object: must be the Pod, a JSON object, found {}",
+                describe(pod)
+            )));
+        }
         let metadata = pod.get("metadata").unwrap_or(&Value::Null);
         let name = optional_str(metadata, "name");
         let generate_name = optional_str(metadata, "generateName");

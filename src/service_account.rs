@@ -85,10 +85,8 @@ impl ServiceAccountSource for HostServiceAccounts {
     /// the official tracker's #174 and #264. So "not found" is asked once more,
     /// past the cache, before the pod is let through unchanged.
     fn get(&self, namespace: &str, name: &str) -> Result<Lookup, PolicyError> {
-        let failed = |e: kubewarden_policy_sdk::Error| PolicyError::ServiceAccountLookup {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            reason: e.to_string(),
+        let failed = |e: kubewarden_policy_sdk::Error| {
+            PolicyError::lookup_failed(namespace, name, &e.to_string())
         };
         match fetch(namespace, name, false) {
             Ok(sa) => Ok(Lookup::Found(sa)),
@@ -117,13 +115,9 @@ impl InMemoryServiceAccounts {
         self
     }
 
-    /// A lookup that fails the way a host without RBAC does.
-    pub fn failing(mut self, namespace: &str, name: &str, reason: &str) -> Self {
-        let error = PolicyError::ServiceAccountLookup {
-            namespace: namespace.into(),
-            name: name.into(),
-            reason: reason.into(),
-        };
+    /// A lookup that fails with this host error text.
+    pub fn failing(mut self, namespace: &str, name: &str, host_text: &str) -> Self {
+        let error = PolicyError::lookup_failed(namespace, name, host_text);
         self.accounts
             .insert((namespace.into(), name.into()), Err(error));
         self
@@ -267,7 +261,7 @@ mod tests {
 
     #[test]
     #[serial]
-    fn other_host_errors_say_what_to_grant() {
+    fn a_forbidden_lookup_says_what_to_grant() {
         let ctx = mock_kubernetes_sdk::get_resource_context();
         ctx.expect::<ServiceAccount>().times(1).returning(|_| {
             Err(host_error(
@@ -276,12 +270,12 @@ mod tests {
         });
         let err = HostServiceAccounts.get("team-a", "app").unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("ServiceAccount team-a/app"), "{message}");
-        assert!(message.contains("is forbidden"), "{message}");
         assert!(
-            message.contains("get, list and watch on serviceaccounts"),
+            message.starts_with("cannot read ServiceAccount team-a/app: the API server refused the policy-server: grant the policy-server's ServiceAccount get on serviceaccounts (deploy/rbac.yaml). Host error: serviceaccounts \"app\" is forbidden"),
             "{message}"
         );
+        // The SDK's and waPC's wrappers say nothing the user needs.
+        assert!(!message.contains("Host error: error invoking"), "{message}");
         assert_eq!(err.code(), 500);
     }
 
@@ -299,7 +293,15 @@ mod tests {
             .in_sequence(&mut seq)
             .returning(|_| Err(host_error("connection refused")));
         let err = HostServiceAccounts.get("team-a", "app").unwrap_err();
-        assert!(err.to_string().contains("connection refused"));
+        let message = err.to_string();
+        assert!(
+            message.contains("could not reach the Kubernetes API server"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("Host error: connection refused"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -108,8 +108,12 @@ fn a_malformed_payload_is_refused_with_what_is_wrong(#[case] payload: &[u8], #[c
 }
 
 #[rstest]
-#[case(Value::Null, "spec must be an object, found null")]
-#[case(json!("a pod"), "spec must be an object, found null")]
+#[case(
+    Value::Null,
+    "request.object: must be the Pod, a JSON object, found null"
+)]
+#[case(json!("a pod"), "request.object: must be the Pod, a JSON object, found string \"a pod\"")]
+#[case(json!(7), "request.object: must be the Pod, a JSON object, found number 7")]
 #[case(json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}), "kind must be \"Pod\", found string \"ConfigMap\"")]
 #[case(json!({"metadata": {"name": "w"}, "spec": "nothing"}), "spec must be an object, found string \"nothing\"")]
 #[case(json!({"metadata": {"name": "w"}, "spec": []}), "spec must be an object, found a list")]

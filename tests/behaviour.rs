@@ -689,26 +689,107 @@ fn a_rejection_carries_no_mutated_pod() {
 
 // -- Host outcomes and bad input ---------------------------------------------
 
-#[test]
-fn rejects_with_what_to_grant_when_the_host_cannot_read_service_accounts() {
-    let source = InMemoryServiceAccounts::default().failing(
-        "team-a",
-        "app",
-        "Policy has not been granted access to Kubernetes v1/ServiceAccount resources. The violation has been reported.",
-    );
+/// The error text of an e2e case's host session, as the policy receives it
+/// through the SDK and waPC: the shapes policy-server really sends.
+fn host_error_of_case(case: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e-tests/cases")
+        .join(case)
+        .join("session.yml");
+    let session: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let text = session[0]["response"]["message"].as_str().unwrap();
+    format!("error invoking host capability kubernetes.get_resource: Host error: {text}")
+}
+
+/// The rejection of a pod whose ServiceAccount lookup fails with `host_text`.
+fn lookup_rejection(host_text: &str) -> String {
+    let source = InMemoryServiceAccounts::default().failing("team-a", "app", host_text);
     let decision = decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
     let Decision::Reject(error) = decision else {
         panic!("{decision:?}")
     };
     assert_eq!(error.code(), 500);
     let message = error.to_string();
+    // Whole, so the API server shows the advice and the host's reason uncut.
     assert!(
-        message.contains("Policy has not been granted access"),
+        message.len() <= irsa_policy::error::MAX_MESSAGE,
+        "{} bytes: {message}",
+        message.len()
+    );
+    message
+}
+
+#[test]
+fn a_forbidden_lookup_is_refused_with_the_rbac_grant_first() {
+    let message = lookup_rejection(&host_error_of_case("reject-host-forbidden"));
+    assert!(
+        message.starts_with(
+            "cannot read ServiceAccount team-a/app: the API server refused the policy-server: \
+             grant the policy-server's ServiceAccount get on serviceaccounts (deploy/rbac.yaml). \
+             Host error: ApiError: serviceaccounts \"app\" is forbidden: User"
+        ),
+        "{message}"
+    );
+    // The chain repeats the API server's message three times; it is said once.
+    assert_eq!(message.matches("is forbidden").count(), 1, "{message}");
+}
+
+#[test]
+fn an_unreachable_api_server_is_refused_as_retryable_without_rbac_advice() {
+    let message = lookup_rejection(&host_error_of_case("reject-api-server-unreachable"));
+    assert!(
+        message.starts_with(
+            "cannot read ServiceAccount team-a/app: the policy-server could not reach the \
+             Kubernetes API server; nothing needs changing in the policy, create the pod again"
+        ),
         "{message}"
     );
     assert!(
-        message.contains("get, list and watch on serviceaccounts"),
+        message.ends_with(
+            "Host error: ServiceError: client error (Connect): tcp connect error: Connection \
+             refused (os error 111)"
+        ),
         "{message}"
+    );
+    assert!(!message.contains("grant"), "{message}");
+}
+
+#[test]
+fn a_host_backtrace_is_dropped_and_the_advice_kept() {
+    let host_text = host_error_of_case("reject-host-error-with-backtrace");
+    assert!(host_text.len() > 2 * irsa_policy::error::MAX_MESSAGE);
+    let message = lookup_rejection(&host_text);
+    assert_eq!(
+        message,
+        lookup_rejection(&host_error_of_case("reject-host-forbidden"))
+    );
+    assert!(!message.contains("backtrace"), "{message}");
+}
+
+#[test]
+fn rejects_with_what_to_declare_when_the_host_refuses_service_accounts() {
+    let message = lookup_rejection(&host_error_of_case("reject-context-aware-not-declared"));
+    assert_eq!(
+        message,
+        "cannot read ServiceAccount team-a/app: the policy may not read ServiceAccounts: declare \
+         contextAwareResources [{apiVersion: v1, kind: ServiceAccount}] in the policy \
+         (deploy/policy.yaml). Host error: Policy has not been granted access to Kubernetes \
+         v1/ServiceAccount resources. The violation has been reported"
+    );
+}
+
+#[test]
+fn any_other_lookup_failure_is_refused_with_its_first_line() {
+    let message = lookup_rejection(
+        "Host error: Callback evaluation failure: ApiError: Unauthorized: Unauthorized \
+         (ErrorResponse { status: \"Failure\", message: \"Unauthorized\", reason: \
+         \"Unauthorized\", code: 401 })\n\nCaused by:\n    Unauthorized: Unauthorized",
+    );
+    assert_eq!(
+        message,
+        "cannot read ServiceAccount team-a/app: the lookup failed. Host error: ApiError: \
+         Unauthorized: Unauthorized"
     );
 }
 

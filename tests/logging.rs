@@ -1,6 +1,6 @@
-//! What the policy-server's log shows: one info event per decision (each
+//! What the policy-server's log shows: one short info event per decision (each
 //! event is a host call, so there is never a second), saying what happened and
-//! why, and a debug event only for what a person would ask about.
+//! why, and one debug event with the lists a person asks about.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -103,6 +103,17 @@ fn outcome(events: &[Event]) -> &Event {
     info[0]
 }
 
+/// The debug events of a decision.
+fn details(events: &[Event]) -> Vec<&Event> {
+    events.iter().filter(|e| e.level == Level::Debug).collect()
+}
+
+fn field_names(event: &Event) -> Vec<&str> {
+    let mut names: Vec<&str> = event.fields.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names
+}
+
 #[test]
 fn a_mutation_logs_the_pod_the_role_and_the_containers() {
     let logged = events(
@@ -115,13 +126,44 @@ fn a_mutation_logs_the_pod_the_role_and_the_containers() {
     assert_eq!(event.field("pod"), "team-a/web");
     assert_eq!(event.field("serviceAccount"), "app");
     assert_eq!(event.field("credentials"), ROLE);
-    assert_eq!(event.field("containers"), "app,proxy");
-    assert_eq!(event.field("audience"), "sts.amazonaws.com");
+    assert_eq!(event.field("containers"), "2");
     assert_eq!(event.field("policy"), "irsa-policy");
-    assert!(
-        logged.iter().all(|e| e.level != Level::Debug),
-        "no container kept its own variables: {logged:?}"
+    // Nothing else: an info line per pod is read by people in a busy log.
+    assert_eq!(
+        field_names(event),
+        [
+            "containers",
+            "credentials",
+            "pod",
+            "policy",
+            "serviceAccount"
+        ]
     );
+}
+
+#[test]
+fn the_lists_of_a_mutation_are_logged_at_debug() {
+    let logged = events(
+        "CREATE",
+        pod(json!([{"name": "app"}, {"name": "proxy"}])),
+        role_account(),
+    );
+    let debug = details(&logged);
+    assert_eq!(debug.len(), 1, "{logged:?}");
+    let event = debug[0];
+    assert_eq!(event.message, "injection details");
+    assert_eq!(event.field("pod"), "team-a/web");
+    assert_eq!(event.field("containers"), "app,proxy");
+    assert_eq!(event.field("skippedContainers"), "");
+    assert_eq!(event.field("audience"), "sts.amazonaws.com");
+    assert_eq!(event.field("expirationSeconds"), "86400");
+    assert_eq!(
+        event.field("tokenFile"),
+        "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+    );
+    assert_eq!(event.field("region"), "");
+    assert_eq!(event.field("stsRegionalEndpoints"), "false");
+    assert_eq!(event.field("keptVariables"), "");
 }
 
 #[test]
@@ -135,10 +177,12 @@ fn variables_a_container_keeps_for_itself_are_logged_at_debug() {
         role_account(),
     );
     assert_eq!(outcome(&logged).message, "pod mutated");
-    let debug: Vec<&Event> = logged.iter().filter(|e| e.level == Level::Debug).collect();
+    let debug = details(&logged);
     assert_eq!(debug.len(), 1, "{logged:?}");
-    assert_eq!(debug[0].message, "containers keep their own AWS variables");
-    assert!(debug[0].field("kept").starts_with("app: "), "{debug:?}");
+    assert!(
+        debug[0].field("keptVariables").starts_with("app: "),
+        "{debug:?}"
+    );
 }
 
 #[test]

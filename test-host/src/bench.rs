@@ -266,11 +266,7 @@ impl ServiceAccountSource for JsonServiceAccount {
         );
         serde_json::from_slice::<ServiceAccount>(&self.0)
             .map(Lookup::Found)
-            .map_err(|e| PolicyError::ServiceAccountLookup {
-                namespace: namespace.into(),
-                name: name.into(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| PolicyError::lookup_failed(namespace, name, &e.to_string()))
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Expect {
     /// Substring of the rejection message.
     #[serde(default)]
     pub message: Option<String>,
+    /// Text the rejection message must not carry (a backtrace, the wrong advice).
+    #[serde(default)]
+    pub message_lacks: Vec<String>,
     #[serde(default)]
     pub code: Option<u16>,
     #[serde(default)]
@@ -140,6 +143,12 @@ impl Case {
             check(
                 message.contains(expected.as_str()),
                 format!("message {message:?} does not contain {expected:?}"),
+            );
+        }
+        for unwanted in &expect.message_lacks {
+            check(
+                !message.contains(unwanted.as_str()),
+                format!("message {message:?} contains {unwanted:?}"),
             );
         }
         if let Some(code) = expect.code {
