@@ -43,12 +43,27 @@ annotated-policy.wasm: policy.wasm metadata.yml README.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed: see https://github.com/kubewarden/kwctl/releases" >&2; exit 1)
 	$(KWCTL) annotate -m metadata.yml -u README.md -o $(CURDIR)/annotated-policy.wasm $(CURDIR)/policy.wasm
 
-# Regenerates the Artifact Hub package from metadata.yml and questions-ui.yml;
-# tests/packaging.rs checks that it agrees with them and with Cargo.toml.
-artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml
+# Regenerates the Artifact Hub package from metadata.yml (its version included)
+# and questions-ui.yml, then puts our own install text in place of kwctl's, whose
+# `kwctl scaffold manifest` lacks --allow-context-aware. tests/packaging.rs checks
+# that the file agrees with them, with Cargo.toml and with the install text.
+artifacthub-pkg.yml: metadata.yml questions-ui.yml deploy/artifacthub-install.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed" >&2; exit 1)
 	$(KWCTL) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
-		--version $(VERSION) --output artifacthub-pkg.yml
+		--output artifacthub-pkg.yml
+	$(MAKE) --no-print-directory artifacthub-install
+
+# Replaces the `install:` block of artifacthub-pkg.yml with
+# deploy/artifacthub-install.md, @VERSION@ being the version in Cargo.toml.
+.PHONY: artifacthub-install
+artifacthub-install:
+	awk -v version=$(VERSION) -v text=deploy/artifacthub-install.md ' \
+		/^install:/ { print "install: |"; \
+			while ((getline line < text) > 0) { gsub(/@VERSION@/, version, line); print (line == "" ? "" : "  " line) }; \
+			skip = 1; next } \
+		skip && /^[^ ]/ { skip = 0 } \
+		!skip { print }' artifacthub-pkg.yml > artifacthub-pkg.yml.new
+	mv artifacthub-pkg.yml.new artifacthub-pkg.yml
 
 # Publishes the annotated module to $(REGISTRY):v$(VERSION) (log in first, e.g.
 # `docker login ghcr.io`); releases do this from .github/workflows/release.yml.
