@@ -31,7 +31,7 @@ deps:
 	rustup target add wasm32-wasip1
 	@command -v jq >/dev/null && command -v bats >/dev/null && command -v shellcheck >/dev/null || \
 		(apt-get install -y bats jq shellcheck || (apt-get update && apt-get install -y bats jq shellcheck))
-	@$(CHECK_JSONSCHEMA) --version >/dev/null 2>&1 || python3 -m pip install --quiet check-jsonschema || \
+	@$(CHECK_JSONSCHEMA) --version >/dev/null 2>&1 || python3 -m pip install --quiet check-jsonschema 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages check-jsonschema
 
 policy.wasm: Cargo.toml Cargo.lock $(RUST_SOURCES)
