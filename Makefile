@@ -11,16 +11,28 @@ SAMPLE := e2e-tests/cases/mutates-deployment-pod
 KWCTL ?= $(shell command -v kwctl 2>/dev/null)
 REGISTRY ?= ghcr.io/irsa-policy/policies/irsa-policy
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# Run as a module so it is found wherever pip put it (user or system site).
+CHECK_JSONSCHEMA ?= python3 -m check_jsonschema
+# Every shell script, bats files and bats helpers apart (below); none in build outputs.
+SHELL_SCRIPTS := .ci/run $(shell find . \( -path ./.git -o -path ./target -o -path ./test-host/target \
+	-o -path ./fuzz/target -o -path ./e2e-tests/helpers.bash \) -prune -o \( -name '*.sh' -o -name '*.bash' \) -print)
+BATS_FILES := $(wildcard e2e-tests/*.bats) $(wildcard e2e-tests/*.bash)
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 .PHONY: all
 all: policy.wasm
 
-# Installs what the build and the tests need; safe to run again.
+# Installs what the build and the tests need; safe to run again. shellcheck
+# (Debian) and check-jsonschema (PyPI) are for `make lint`; pip refuses to
+# install into Debian's own Python unless told to (PEP 668), and a user without
+# write access to it gets a user install.
 .PHONY: deps
 deps:
 	rustup target add wasm32-wasip1
-	@command -v jq >/dev/null && command -v bats >/dev/null || \
-		(apt-get install -y bats jq || (apt-get update && apt-get install -y bats jq))
+	@command -v jq >/dev/null && command -v bats >/dev/null && command -v shellcheck >/dev/null || \
+		(apt-get install -y bats jq shellcheck || (apt-get update && apt-get install -y bats jq shellcheck))
+	@$(CHECK_JSONSCHEMA) --version >/dev/null 2>&1 || python3 -m pip install --quiet check-jsonschema 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages check-jsonschema
 
 policy.wasm: Cargo.toml Cargo.lock $(RUST_SOURCES)
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -31,12 +43,27 @@ annotated-policy.wasm: policy.wasm metadata.yml README.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed: see https://github.com/kubewarden/kwctl/releases" >&2; exit 1)
 	$(KWCTL) annotate -m metadata.yml -u README.md -o $(CURDIR)/annotated-policy.wasm $(CURDIR)/policy.wasm
 
-# Regenerates the Artifact Hub package from metadata.yml and questions-ui.yml;
-# tests/packaging.rs checks that it agrees with them and with Cargo.toml.
-artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml
+# Regenerates the Artifact Hub package from metadata.yml (its version included)
+# and questions-ui.yml, then puts our own install text in place of kwctl's, whose
+# `kwctl scaffold manifest` lacks --allow-context-aware. tests/packaging.rs checks
+# that the file agrees with them, with Cargo.toml and with the install text.
+artifacthub-pkg.yml: metadata.yml questions-ui.yml deploy/artifacthub-install.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed" >&2; exit 1)
 	$(KWCTL) scaffold artifacthub --metadata-path metadata.yml --questions-path questions-ui.yml \
-		--version $(VERSION) --output artifacthub-pkg.yml
+		--output artifacthub-pkg.yml
+	$(MAKE) --no-print-directory artifacthub-install
+
+# Replaces the `install:` block of artifacthub-pkg.yml with
+# deploy/artifacthub-install.md, @VERSION@ being the version in Cargo.toml.
+.PHONY: artifacthub-install
+artifacthub-install:
+	awk -v version=$(VERSION) -v text=deploy/artifacthub-install.md ' \
+		/^install:/ { print "install: |"; \
+			while ((getline line < text) > 0) { gsub(/@VERSION@/, version, line); print (line == "" ? "" : "  " line) }; \
+			skip = 1; next } \
+		skip && /^[^ ]/ { skip = 0 } \
+		!skip { print }' artifacthub-pkg.yml > artifacthub-pkg.yml.new
+	mv artifacthub-pkg.yml.new artifacthub-pkg.yml
 
 # Publishes the annotated module to $(REGISTRY):v$(VERSION) (log in first, e.g.
 # `docker login ghcr.io`); releases do this from .github/workflows/release.yml.
@@ -102,9 +129,25 @@ fmt:
 	cd $(HOST_DIR) && cargo fmt --all -- --check
 
 .PHONY: lint
-lint:
+lint: lint-rust lint-scripts lint-workflows
+
+.PHONY: lint-rust
+lint-rust:
 	cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
 	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
+
+# Bats files are bash with bats' own syntax; bats' `run` sets $$output and
+# $$status, which shellcheck cannot see being assigned (SC2154).
+.PHONY: lint-scripts
+lint-scripts:
+	shellcheck $(SHELL_SCRIPTS)
+	shellcheck -s bash -e SC2154 $(BATS_FILES)
+
+# Every workflow against the GitHub workflow schema that check-jsonschema ships
+# (no network needed).
+.PHONY: lint-workflows
+lint-workflows:
+	$(CHECK_JSONSCHEMA) --builtin-schema vendor.github-workflows $(WORKFLOWS)
 
 .PHONY: unit-tests
 unit-tests:

@@ -25,6 +25,14 @@ fn yaml_documents(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The one document of this kind in a multi-document file.
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
 /// A YAML document kept as a string inside another (artifacthub's annotations).
 fn embedded(value: &Value) -> Value {
     serde_yaml::from_str(value.as_str().expect("an embedded YAML string")).unwrap()
@@ -205,26 +213,180 @@ fn the_sample_policy_leaves_system_namespaces_alone() {
 #[test]
 fn rbac_lets_the_policy_server_read_service_accounts() {
     let documents = yaml_documents("deploy/rbac.yaml");
-    let role = documents
-        .iter()
-        .find(|d| d["kind"] == "ClusterRole")
-        .unwrap();
-    let binding = documents
-        .iter()
-        .find(|d| d["kind"] == "ClusterRoleBinding")
-        .unwrap();
-    let rule = &role["rules"][0];
-    assert_eq!(
-        rule["resources"],
-        serde_yaml::from_str::<Value>("[serviceaccounts]").unwrap()
-    );
-    assert!(rule["verbs"]
-        .as_sequence()
-        .unwrap()
-        .contains(&Value::from("get")));
+    let role = of_kind(&documents, "ClusterRole");
+    let binding = of_kind(&documents, "ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     let subject = &binding["subjects"][0];
     assert_eq!(str_at(subject, &["kind"]), "ServiceAccount");
     assert_eq!(str_at(subject, &["name"]), "policy-server");
     assert_eq!(str_at(subject, &["namespace"]), "kubewarden");
+}
+
+/// kwctl's own install text scaffolds the manifest without `--allow-context-aware`,
+/// so the policy-server would refuse every ServiceAccount lookup: the text on
+/// Artifact Hub is ours (`deploy/artifacthub-install.md`, put in place by
+/// `make artifacthub-pkg.yml`).
+#[test]
+fn artifacthub_install_text_is_ours_and_installs_a_working_policy() {
+    let hub = yaml("artifacthub-pkg.yml");
+    let install = str_at(&hub, &["install"]);
+    let template = fs::read_to_string(root().join("deploy/artifacthub-install.md")).unwrap();
+    assert_eq!(
+        install,
+        template.replace("@VERSION@", &cargo_version()),
+        "artifacthub-pkg.yml's install text is not deploy/artifacthub-install.md: run `make artifacthub-pkg.yml`"
+    );
+    assert!(
+        install.contains("kwctl scaffold manifest -t ClusterAdmissionPolicy --allow-context-aware"),
+        "{install}"
+    );
+    let version = cargo_version();
+    for file in ["deploy/rbac.yaml", "deploy/policy.yaml"] {
+        let url =
+            format!("https://raw.githubusercontent.com/irsa-policy/irsa-policy/v{version}/{file}");
+        assert!(
+            install.contains(&format!("kubectl apply -f {url}")),
+            "{url}"
+        );
+    }
+    // The RBAC comes before the policy that needs it.
+    let apply = |file: &str| install.find(&format!("/{file}\n")).unwrap();
+    assert!(apply("deploy/rbac.yaml") < apply("deploy/policy.yaml"));
+}
+
+#[test]
+fn artifacthub_names_the_maintainers_from_the_author() {
+    let hub = yaml("artifacthub-pkg.yml");
+    let metadata = yaml("metadata.yml");
+    let author = str_at(&metadata, &["annotations", "io.kubewarden.policy.author"]);
+    let (name, email) = author.trim_end_matches('>').split_once(" <").unwrap();
+    let maintainer = &hub["maintainers"][0];
+    assert_eq!(str_at(maintainer, &["name"]), name);
+    assert_eq!(str_at(maintainer, &["email"]), email);
+}
+
+/// A release bumps Cargo.toml; each lock file names the crate again, and every
+/// `--locked` build of the tag fails while one of them still has the old version.
+#[test]
+fn every_lock_file_has_the_crate_version_of_cargo_toml() {
+    let version = cargo_version();
+    for lock in ["Cargo.lock", "test-host/Cargo.lock", "fuzz/Cargo.lock"] {
+        let text = fs::read_to_string(root().join(lock)).unwrap();
+        let locked = text
+            .split("[[package]]")
+            .find(|package| package.contains("\nname = \"irsa-policy\"\n"))
+            .and_then(|package| {
+                package
+                    .lines()
+                    .find_map(|l| l.strip_prefix("version = \""))
+                    .and_then(|v| v.strip_suffix('"'))
+            })
+            .unwrap_or_else(|| panic!("{lock} has no irsa-policy package"));
+        assert_eq!(
+            locked, version,
+            "{lock} locks irsa-policy {locked}, Cargo.toml says {version}: run `cargo update -p irsa-policy` there"
+        );
+    }
+}
+
+/// `get_resource` is a single GET; list and watch would only widen what a
+/// compromised policy-server could read.
+#[test]
+fn rbac_grants_get_on_serviceaccounts_and_nothing_more() {
+    let documents = yaml_documents("deploy/rbac.yaml");
+    let kinds: Vec<&str> = documents.iter().map(|d| str_at(d, &["kind"])).collect();
+    assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding"]);
+    assert_eq!(
+        documents[0]["rules"],
+        serde_yaml::from_str::<Value>(
+            r#"[{apiGroups: [""], resources: [serviceaccounts], verbs: [get]}]"#
+        )
+        .unwrap()
+    );
+}
+
+fn subscribes_to_ephemeral_containers(rules: &Value) -> bool {
+    rules.as_sequence().unwrap().iter().any(|rule| {
+        rule["resources"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("pods/ephemeralcontainers"))
+    })
+}
+
+/// An ephemeralcontainers UPDATE carries the pod twice, and the policy-server
+/// refuses bodies over 2 MB: subscribed by default, `kubectl debug` on a pod over
+/// about 1 MB would be refused (failurePolicy Fail). The rule ships commented out.
+#[test]
+fn default_rules_leave_out_ephemeral_containers_and_the_readme_says_how_to_add_them() {
+    let metadata = yaml("metadata.yml");
+    let policy = cluster_admission_policy();
+    assert!(!subscribes_to_ephemeral_containers(&metadata["rules"]));
+    assert!(!subscribes_to_ephemeral_containers(
+        &policy["spec"]["rules"]
+    ));
+    assert_eq!(
+        policy["spec"]["settings"]["ephemeralContainers"],
+        Value::Bool(false)
+    );
+    for file in ["metadata.yml", "deploy/policy.yaml"] {
+        let text = fs::read_to_string(root().join(file)).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with('#') && l.contains("pods/ephemeralcontainers")),
+            "{file} should keep the rule, commented out, for those who turn ephemeralContainers on"
+        );
+    }
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `ephemeralContainers` |"))
+        .expect("README's Settings table has an ephemeralContainers row");
+    for needed in [
+        "pods/ephemeralcontainers",
+        "deploy/policy.yaml",
+        "uncomment",
+    ] {
+        assert!(row.contains(needed), "{needed} missing from: {row}");
+    }
+}
+
+#[test]
+fn the_sample_policy_lets_pods_opt_out_as_with_the_official_webhook() {
+    let policy = cluster_admission_policy();
+    assert_eq!(
+        policy["spec"]["objectSelector"],
+        serde_yaml::from_str::<Value>(
+            "{matchExpressions: [{key: eks.amazonaws.com/skip-pod-identity-webhook, operator: DoesNotExist}]}"
+        )
+        .unwrap()
+    );
+}
+
+/// deploy/policy.yaml sets backgroundAudit, which Kubewarden's CRD accepts from 1.7.0.
+#[test]
+fn metadata_names_the_oldest_kubewarden_that_takes_the_sample_policy() {
+    let metadata = yaml("metadata.yml");
+    assert_eq!(str_at(&metadata, &["minimumKubewardenVersion"]), "1.7.0");
+    assert!(cluster_admission_policy()["spec"]["backgroundAudit"].is_bool());
+}
+
+#[test]
+fn the_dedicated_policy_server_runs_as_its_own_service_account() {
+    let documents = yaml_documents("deploy/policy-server.yaml");
+    let account = of_kind(&documents, "ServiceAccount");
+    let server = of_kind(&documents, "PolicyServer");
+    assert_eq!(str_at(server, &["apiVersion"]), "policies.kubewarden.io/v1");
+    assert_eq!(
+        server["spec"]["serviceAccountName"],
+        account["metadata"]["name"]
+    );
+    assert_eq!(str_at(account, &["metadata", "namespace"]), "kubewarden");
+    assert!(server["spec"]["replicas"].as_u64().unwrap() >= 2);
+    let rbac = fs::read_to_string(root().join("deploy/rbac.yaml")).unwrap();
+    assert!(rbac.contains(&format!(
+        "#   name: {}",
+        str_at(account, &["metadata", "name"])
+    )));
 }
