@@ -81,14 +81,14 @@ fn decide(
     log: &Logger,
 ) -> Result<Decision, PolicyError> {
     let facts = PodFacts::read(&pod, namespace)?;
-    let namespace = facts.label.split_once('/').map_or("", |(ns, _)| ns);
+    let namespace = facts.namespace;
     if namespace.is_empty() {
         return Err(PolicyError::MalformedRequest(
             "the request has no namespace and neither has the pod's metadata".into(),
         ));
     }
     let unchanged = |reason: &str, warnings: Vec<String>| {
-        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.label,
+        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.display,
               "serviceAccount" => facts.service_account);
         Ok(Decision::Accept { warnings })
     };
@@ -96,11 +96,11 @@ fn decide(
         Lookup::Found(service_account) => service_account,
         Lookup::NotFound => return unchanged("ServiceAccount not found", Vec::new()),
     };
-    let Some(resolved) = resolve(config, namespace, &service_account, &facts)? else {
+    let Some(resolved) = resolve(config, &service_account, &facts)? else {
         return unchanged("no role for the ServiceAccount", Vec::new());
     };
     let injection = &resolved.injection;
-    let plan = plan(&pod, &facts.label, injection, scope)?;
+    let plan = plan(&pod, &facts.display, injection, scope)?;
     let mut warnings = resolved.warnings;
     for name in &plan.unknown_names {
         warnings.push(format!(
@@ -117,7 +117,7 @@ fn decide(
     // after it. So: one info event per decision, short enough to read in a
     // busy log (who, which role, how many containers), and one debug event
     // with the lists a person asks about when something looks wrong.
-    debug!(log, "injection details"; "pod" => &facts.label,
+    debug!(log, "injection details"; "pod" => &facts.display,
            "audience" => &injection.audience, "expirationSeconds" => injection.expiration.seconds(),
            "tokenFile" => &injection.token_file, "region" => injection.region.as_deref().unwrap_or(""),
            "stsRegionalEndpoints" => injection.sts_regional_endpoints,
@@ -131,7 +131,7 @@ fn decide(
         };
         return unchanged(reason, warnings);
     }
-    info!(log, "pod mutated"; "pod" => &facts.label, "serviceAccount" => facts.service_account,
+    info!(log, "pod mutated"; "pod" => &facts.display, "serviceAccount" => facts.service_account,
           "credentials" => injection.credentials.describe(), "containers" => plan.injected.len());
     drop(facts);
     plan.edit.apply(&mut pod);

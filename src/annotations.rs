@@ -1,5 +1,15 @@
-//! The annotation keys the policy reads, in one place, derived from the
-//! `annotationPrefix` setting (the official webhook's `--annotation-prefix`).
+//! The annotations the policy reads: their keys, in one place, derived from
+//! the `annotationPrefix` setting (the official webhook's `--annotation-prefix`),
+//! and what a pod's or a ServiceAccount's annotations say, parsed once into
+//! [`Overrides`] with the error a person can act on.
+
+use crate::error::{shorten, PolicyError, MAX_QUOTED};
+use crate::overrides::{Expiration, Overrides};
+use crate::pod::PodFacts;
+use crate::role_mapping::RoleMapping;
+use crate::service_account::ServiceAccount;
+use crate::token::TokenExpiration;
+use crate::values::{Audience, Checked, Region};
 
 /// Full annotation keys for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +79,94 @@ pub fn parse_name_list(value: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|name| !name.is_empty())
         .collect()
+}
+
+/// What a ServiceAccount's annotations say; `object` names it in messages.
+/// `roles` reads the role annotation; `None` when the pod gets container
+/// credentials, which need no role (a ServiceAccount moved to EKS Pod Identity
+/// may keep its old annotation, and nothing reads it).
+pub fn service_account_overrides(
+    account: &ServiceAccount,
+    object: &str,
+    keys: &AnnotationKeys,
+    extension: &ExtensionKeys,
+    roles: Option<&RoleMapping>,
+) -> Result<Overrides, PolicyError> {
+    let refused = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
+        object: object.to_owned(),
+        key: key.to_owned(),
+        value: shorten(value.to_owned(), MAX_QUOTED),
+        reason,
+    };
+    // An empty annotation is how a chart or a form says "unset".
+    let set = |key: &str| account.annotation(key).filter(|v| !v.trim().is_empty());
+    let role_arn = match (roles, set(&keys.role_arn)) {
+        (Some(roles), Some(value)) => Some(
+            roles
+                .role(value)
+                .map_err(|reason| refused(&keys.role_arn, value, reason))?,
+        ),
+        _ => None,
+    };
+    let sts_regional_endpoints = account
+        .annotation(&keys.sts_regional_endpoints)
+        .map(|value| {
+            parse_bool(value).map_err(|reason| refused(&keys.sts_regional_endpoints, value, reason))
+        })
+        .transpose()?;
+    let token_expiration = account
+        .annotation(&keys.token_expiration)
+        .map(|value| {
+            annotated_expiration(value)
+                .map_err(|reason| refused(&keys.token_expiration, value, reason))
+        })
+        .transpose()?;
+    Ok(Overrides {
+        role_arn,
+        audience: set(&keys.audience)
+            .map(|value| Audience::annotation(object, &keys.audience, value.trim()))
+            .transpose()?,
+        sts_regional_endpoints,
+        token_expiration,
+        region: set(&extension.region)
+            .map(|value| Region::annotation(object, &extension.region, value.trim()))
+            .transpose()?,
+    })
+}
+
+/// What a pod's own annotations say: only its token lifetime.
+pub fn pod_overrides(pod: &PodFacts, keys: &AnnotationKeys) -> Result<Overrides, PolicyError> {
+    let token_expiration = pod
+        .annotation(&keys.token_expiration)?
+        .map(|value| {
+            annotated_expiration(value).map_err(|reason| PolicyError::InvalidAnnotation {
+                object: format!("pod {}", pod.display),
+                key: keys.token_expiration.clone(),
+                value: shorten(value.to_owned(), MAX_QUOTED),
+                reason,
+            })
+        })
+        .transpose()?;
+    Ok(Overrides {
+        token_expiration,
+        ..Overrides::default()
+    })
+}
+
+/// A token lifetime from an annotation, with a warning when it was moved into range.
+fn annotated_expiration(value: &str) -> Result<Expiration, String> {
+    let (expiration, clamped) = TokenExpiration::from_annotation(value)
+        .map_err(|reason| format!("{reason}; use a number of seconds between 600 and 86400"))?;
+    Ok(Expiration {
+        value: expiration,
+        warning: clamped.then(|| {
+            format!(
+                "token expiration {} seconds is outside 600..86400; using {}",
+                value.trim(),
+                expiration.seconds()
+            )
+        }),
+    })
 }
 
 #[cfg(test)]

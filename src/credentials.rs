@@ -5,7 +5,7 @@
 
 use crate::error::PolicyError;
 use crate::role_arn::RoleArn;
-use crate::syntax::{is_audience, is_dns_label, is_service_account_ref, mount_path};
+use crate::values::{Audience, Checked, MountPath, ServiceAccountRef, VolumeName};
 use serde::{Deserialize, Serialize};
 
 pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
@@ -77,11 +77,11 @@ impl Default for ContainerCredentialsSettings {
 /// The checked container credentials mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerCredentials {
-    service_accounts: Vec<String>,
+    service_accounts: Vec<ServiceAccountRef>,
     pub full_uri: String,
-    pub audience: String,
-    pub mount_path: String,
-    pub volume_name: String,
+    pub audience: Audience,
+    pub mount_path: MountPath,
+    pub volume_name: VolumeName,
     pub token_path: String,
 }
 
@@ -92,17 +92,19 @@ impl ContainerCredentials {
             value: format!("{what} {value:?}"),
             reason: reason.into(),
         };
-        if let Some(bad) = s
+        let service_accounts = s
             .service_accounts
             .iter()
-            .find(|sa| !is_service_account_ref(sa, false))
-        {
-            return Err(invalid(
-                "serviceAccounts",
-                bad,
-                "entries are \"<namespace>/<name>\"",
-            ));
-        }
+            .map(|sa| {
+                ServiceAccountRef::parse(sa, false).ok_or_else(|| {
+                    invalid(
+                        "serviceAccounts",
+                        sa,
+                        &format!("entries are {}", ServiceAccountRef::EXPECTED),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
         // The SDKs accept any http(s) URL here; what must not pass is a bare
         // address (the SDK would not know the scheme) or a URL with no host.
         let host_and_path = ["http://", "https://"]
@@ -117,23 +119,10 @@ impl ContainerCredentials {
                 "must be an http:// or https:// URL",
             ));
         }
-        if !is_audience(&s.audience) {
-            return Err(invalid(
-                "audience",
-                &s.audience,
-                "must be a non-empty audience without surrounding spaces",
-            ));
-        }
-        let Some(mount_path) = mount_path(&s.mount_path) else {
-            return Err(invalid(
-                "mountPath",
-                &s.mount_path,
-                "must be an absolute path without ':' or '..'",
-            ));
-        };
-        if !is_dns_label(&s.volume_name) {
-            return Err(invalid("volumeName", &s.volume_name, "must be a DNS label"));
-        }
+        let audience = Audience::setting("containerCredentials", "audience", &s.audience)?;
+        let mount_path = MountPath::setting("containerCredentials", "mountPath", &s.mount_path)?;
+        let volume_name =
+            VolumeName::setting("containerCredentials", "volumeName", &s.volume_name)?;
         if s.token_path.is_empty() || s.token_path.contains('/') || s.token_path.starts_with('.') {
             return Err(invalid(
                 "tokenPath",
@@ -142,11 +131,11 @@ impl ContainerCredentials {
             ));
         }
         Ok(Self {
-            service_accounts: s.service_accounts.clone(),
+            service_accounts,
             full_uri: s.full_uri.clone(),
-            audience: s.audience.clone(),
-            mount_path: mount_path.to_owned(),
-            volume_name: s.volume_name.clone(),
+            audience,
+            mount_path,
+            volume_name,
             token_path: s.token_path.clone(),
         })
     }
@@ -155,7 +144,7 @@ impl ContainerCredentials {
     pub fn covers(&self, namespace: &str, name: &str) -> bool {
         self.service_accounts
             .iter()
-            .any(|sa| sa.split_once('/') == Some((namespace, name)))
+            .any(|sa| sa.is(namespace, name))
     }
 }
 

@@ -15,13 +15,13 @@
 //!   `serviceAccounts` setting, global setting, clamped to 600..86400;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
-use crate::annotations::{parse_bool, parse_name_list};
+use crate::annotations::{parse_name_list, pod_overrides, service_account_overrides};
 use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
-use crate::error::{shorten, PolicyError, MAX_QUOTED};
+use crate::error::PolicyError;
+use crate::overrides::{Overrides, Precedence};
 use crate::pod::PodFacts;
 use crate::service_account::ServiceAccount;
 use crate::settings::Config;
-use crate::syntax::is_region;
 use crate::token::{token_file, TokenExpiration, TOKEN_PATH};
 
 /// STS caps `RoleSessionName` at 64 characters.
@@ -90,30 +90,43 @@ pub struct Resolved {
 /// `Ok(None)` when there is no role for the pod's ServiceAccount.
 pub fn resolve(
     config: &Config,
-    namespace: &str,
     service_account: &ServiceAccount,
     pod: &PodFacts,
 ) -> Result<Option<Resolved>, PolicyError> {
-    let keys = &config.annotations;
-    let sa_name = pod.service_account;
-    let sa_label = format!("ServiceAccount {namespace}/{sa_name}");
-    let sa_error = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
-        object: sa_label.clone(),
-        key: key.to_owned(),
-        value: shorten(value.to_owned(), MAX_QUOTED),
-        reason,
-    };
-    let pod_error = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
-        object: format!("pod {}", pod.label),
-        key: key.to_owned(),
-        value: shorten(value.to_owned(), MAX_QUOTED),
-        reason,
-    };
+    let (namespace, sa_name) = (pod.namespace, pod.service_account);
     let mapping = config.role_mapping.lookup(namespace, sa_name);
     let container_credentials = config
         .container_credentials
         .as_ref()
         .filter(|cc| cc.covers(namespace, sa_name));
+    // Annotations are only read for pods that get credentials: a
+    // ServiceAccount without a role may carry anything without harm.
+    let role_annotated = service_account
+        .annotation(&config.annotations.role_arn)
+        .is_some_and(|value| !value.trim().is_empty());
+    let role_mapped = mapping.is_some_and(|m| m.role_arn.is_some());
+    if container_credentials.is_none() && !role_annotated && !role_mapped {
+        return Ok(None);
+    }
+    let from_service_account = service_account_overrides(
+        service_account,
+        &format!("ServiceAccount {namespace}/{sa_name}"),
+        &config.annotations,
+        &config.extension,
+        container_credentials
+            .is_none()
+            .then_some(&config.role_mapping),
+    )?;
+    let from_pod = pod_overrides(pod, &config.annotations)?;
+    let no_entry = Overrides::default();
+    // Precedence, in one place: the pod, its ServiceAccount, its
+    // `serviceAccounts` entry; the settings where none of them says anything.
+    let order = [
+        &from_pod,
+        &from_service_account,
+        mapping.unwrap_or(&no_entry),
+    ];
+    let sources = Precedence(&order);
 
     // Container credentials take precedence over a role, as in the official webhook.
     let (credentials, audience, mount_path, volume_name, token_path) = match container_credentials {
@@ -121,94 +134,37 @@ pub fn resolve(
             Credentials::ContainerCredentials {
                 full_uri: cc.full_uri.clone(),
             },
-            cc.audience.clone(),
-            cc.mount_path.as_str(),
-            cc.volume_name.as_str(),
+            &cc.audience,
+            &cc.mount_path,
+            &cc.volume_name,
             cc.token_path.as_str(),
         ),
         None => {
-            let annotated = service_account
-                .annotation(&keys.role_arn)
-                .filter(|value| !value.trim().is_empty());
-            let role_arn = match (annotated, mapping.and_then(|m| m.role_arn.as_ref())) {
-                (Some(value), _) => config
-                    .role_mapping
-                    .role(value)
-                    .map_err(|reason| sa_error(&keys.role_arn, value, reason))?,
-                (None, Some(role_arn)) => role_arn.clone(),
-                (None, None) => return Ok(None),
+            let Some(role_arn) = sources.first(|o| o.role_arn.as_ref()) else {
+                return Ok(None);
             };
-            config.guardrails.check(namespace, sa_name, &role_arn)?;
-            let audience = match service_account.annotation(&keys.audience) {
-                Some(value) if !value.trim().is_empty() => value.trim().to_owned(),
-                _ => mapping
-                    .and_then(|m| m.audience.clone())
-                    .unwrap_or_else(|| config.audience.clone()),
-            };
+            config.guardrails.check(namespace, sa_name, role_arn)?;
             (
-                Credentials::WebIdentity { role_arn },
-                audience,
-                config.mount_path.as_str(),
-                config.volume_name.as_str(),
+                Credentials::WebIdentity {
+                    role_arn: role_arn.clone(),
+                },
+                sources
+                    .first(|o| o.audience.as_ref())
+                    .unwrap_or(&config.audience),
+                &config.mount_path,
+                &config.volume_name,
                 TOKEN_PATH,
             )
         }
     };
-
-    let sts_regional_endpoints = match service_account.annotation(&keys.sts_regional_endpoints) {
-        Some(value) => parse_bool(value)
-            .map_err(|reason| sa_error(&keys.sts_regional_endpoints, value, reason))?,
-        None => mapping
-            .and_then(|m| m.sts_regional_endpoints)
-            .unwrap_or(config.sts_regional_endpoints),
-    };
-
     let mut warnings = Vec::new();
-    let pod_expiration = pod.annotation(&keys.token_expiration)?;
-    let expiration = match (
-        pod_expiration,
-        service_account.annotation(&keys.token_expiration),
-    ) {
-        (Some(value), _) => annotated_expiration(value, &mut warnings)
-            .map_err(|reason| pod_error(&keys.token_expiration, value, reason))?,
-        (None, Some(value)) => annotated_expiration(value, &mut warnings)
-            .map_err(|reason| sa_error(&keys.token_expiration, value, reason))?,
-        (None, None) => mapping
-            .and_then(|m| m.token_expiration)
-            .unwrap_or(config.token_expiration),
-    };
-
-    let region_key = &config.extension.region;
-    let region = match service_account.annotation(region_key) {
-        Some(value) if !value.trim().is_empty() => {
-            let value = value.trim();
-            if !is_region(value) {
-                return Err(sa_error(
-                    region_key,
-                    value,
-                    "is not an AWS region such as us-east-1 or eu-central-1".into(),
-                ));
-            }
-            Some(value.to_owned())
+    let expiration = match sources.first(|o| o.token_expiration.as_ref()) {
+        Some(chosen) => {
+            warnings.extend(chosen.warning.clone());
+            chosen.value
         }
-        _ => config.region.clone(),
+        None => config.token_expiration,
     };
-
-    let names = |key: &str| -> Result<Option<Vec<String>>, PolicyError> {
-        Ok(pod.annotation(key)?.map(|value| {
-            parse_name_list(value)
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        }))
-    };
-    let containers = ContainerSelection {
-        skip: names(&keys.skip_containers)?.unwrap_or_default(),
-        only: names(&config.extension.inject_containers)?,
-        skip_annotation: keys.skip_containers.clone(),
-        only_annotation: config.extension.inject_containers.clone(),
-    };
-
     let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
     let session_name =
         web_identity && config.role_session_name && session_name_fits(pod, &mut warnings);
@@ -217,36 +173,48 @@ pub fn resolve(
         injection: Injection {
             pod_label: (!web_identity).then_some(POD_IDENTITY_LABEL),
             credentials,
-            audience,
+            audience: audience.to_string(),
             expiration,
-            volume_name: volume_name.to_owned(),
-            mount_path: mount_path.to_owned(),
+            volume_name: volume_name.to_string(),
+            mount_path: mount_path.to_string(),
             token_path: token_path.to_owned(),
             token_file: token_file(mount_path, token_path, pod.windows),
-            region,
-            sts_regional_endpoints,
+            region: sources
+                .first(|o| o.region.as_ref())
+                .or(config.region.as_ref())
+                .map(ToString::to_string),
+            sts_regional_endpoints: sources
+                .first(|o| o.sts_regional_endpoints.as_ref())
+                .copied()
+                .unwrap_or(config.sts_regional_endpoints),
             session_name,
-            containers,
+            containers: container_selection(pod, config)?,
             skip_region_with_env_from: config.skip_region_with_env_from,
         },
         warnings,
     }))
 }
 
-fn annotated_expiration(
-    value: &str,
-    warnings: &mut Vec<String>,
-) -> Result<TokenExpiration, String> {
-    let (expiration, clamped) = TokenExpiration::from_annotation(value)
-        .map_err(|reason| format!("{reason}; use a number of seconds between 600 and 86400"))?;
-    if clamped {
-        warnings.push(format!(
-            "token expiration {} seconds is outside 600..86400; using {}",
-            value.trim(),
-            expiration.seconds()
-        ));
-    }
-    Ok(expiration)
+/// Which containers the pod's annotations let the policy touch.
+fn container_selection(pod: &PodFacts, config: &Config) -> Result<ContainerSelection, PolicyError> {
+    let names = |key: &str| -> Result<Option<Vec<String>>, PolicyError> {
+        Ok(pod.annotation(key)?.map(|value| {
+            parse_name_list(value)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        }))
+    };
+    let (skip, only) = (
+        &config.annotations.skip_containers,
+        &config.extension.inject_containers,
+    );
+    Ok(ContainerSelection {
+        skip: names(skip)?.unwrap_or_default(),
+        only: names(only)?,
+        skip_annotation: skip.clone(),
+        only_annotation: only.clone(),
+    })
 }
 
 /// The session name comes from `metadata.name` at run time, which is the real
@@ -292,12 +260,7 @@ mod tests {
         sa: &ServiceAccount,
         pod: &Value,
     ) -> Result<Option<Resolved>, PolicyError> {
-        resolve(
-            config,
-            "team-a",
-            sa,
-            &PodFacts::read(pod, "team-a").unwrap(),
-        )
+        resolve(config, sa, &PodFacts::read(pod, "team-a").unwrap())
     }
 
     fn plain_pod() -> Value {

@@ -14,6 +14,7 @@ pub mod guardrails;
 pub mod host_error;
 pub mod injection;
 pub mod invariants;
+pub mod overrides;
 pub mod pod;
 pub mod pod_edit;
 pub mod request;
@@ -23,6 +24,7 @@ pub mod service_account;
 pub mod settings;
 pub mod syntax;
 pub mod token;
+pub mod values;
 
 use admission::Decision;
 use kubewarden_policy_sdk::logging::KubewardenDrain;

@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 /// The pod's identity and the inputs to the decision, borrowed from its JSON.
 #[derive(Debug)]
 pub struct PodFacts<'a> {
-    /// `namespace/name` (or `namespace/generateName*`), for messages.
-    pub label: String,
+    /// The request's namespace, else the pod's own (a hand-written fixture).
+    pub namespace: &'a str,
+    /// `namespace/name` (or `namespace/generateName*`): how messages and the
+    /// log name the pod (not a Kubernetes label).
+    pub display: String,
     pub name: Option<&'a str>,
     pub generate_name: Option<&'a str>,
     pub service_account: &'a str,
@@ -35,13 +38,13 @@ impl<'a> PodFacts<'a> {
             "" => optional_str(metadata, "namespace").unwrap_or_default(),
             namespace => namespace,
         };
-        let label = match (name, generate_name) {
+        let display = match (name, generate_name) {
             (Some(name), _) if !name.is_empty() => format!("{namespace}/{name}"),
             (_, Some(prefix)) => format!("{namespace}/{prefix}*"),
             _ => format!("{namespace}/<unnamed>"),
         };
         let shape = |field: &str, expected, found: &Value| PolicyError::PodShape {
-            pod: label.clone(),
+            pod: display.clone(),
             field: field.into(),
             expected,
             found: describe(found),
@@ -77,7 +80,8 @@ impl<'a> PodFacts<'a> {
             .unwrap_or("default");
         Ok(Self {
             windows: runs_on_windows(spec),
-            label,
+            namespace,
+            display,
             name,
             generate_name,
             service_account,
@@ -91,7 +95,7 @@ impl<'a> PodFacts<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(value)) => Ok(Some(value)),
             Some(other) => Err(PolicyError::PodShape {
-                pod: self.label.clone(),
+                pod: self.display.clone(),
                 field: format!("metadata.annotations[{key:?}]"),
                 expected: "a string",
                 found: describe(other),
@@ -171,7 +175,7 @@ mod tests {
     fn service_account_defaults_to_default() {
         let pod = json!({"metadata": {"name": "web"}, "spec": {"containers": []}});
         assert_eq!(facts(&pod).service_account, "default");
-        assert_eq!(facts(&pod).label, "team-a/web");
+        assert_eq!(facts(&pod).display, "team-a/web");
     }
 
     #[test]
@@ -185,9 +189,9 @@ mod tests {
     #[test]
     fn labels_generate_name_pods_with_a_star() {
         let pod = json!({"metadata": {"generateName": "web-7d9f-"}, "spec": {}});
-        assert_eq!(facts(&pod).label, "team-a/web-7d9f-*");
+        assert_eq!(facts(&pod).display, "team-a/web-7d9f-*");
         let pod = json!({"metadata": {"namespace": "own"}, "spec": {}});
-        assert_eq!(PodFacts::read(&pod, "").unwrap().label, "own/<unnamed>");
+        assert_eq!(PodFacts::read(&pod, "").unwrap().display, "own/<unnamed>");
     }
 
     #[rstest]

@@ -3,9 +3,11 @@
 //! its `--compose-role-arn`, which turns a bare role name into an ARN.
 
 use crate::error::PolicyError;
+use crate::overrides::Overrides;
 use crate::role_arn::{RoleArn, EXPECTED_FORM, PARTITIONS};
-use crate::syntax::{is_account_id, is_audience, is_service_account_ref};
+use crate::syntax::is_account_id;
 use crate::token::TokenExpiration;
+use crate::values::{Audience, Checked, ServiceAccountRef};
 use serde::{Deserialize, Serialize};
 
 /// One `serviceAccounts` entry, as written. A ServiceAccount's own annotation
@@ -32,20 +34,11 @@ fn default_partition() -> String {
     "aws".into()
 }
 
-/// A checked `serviceAccounts` entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mapping {
-    pub role_arn: Option<RoleArn>,
-    pub audience: Option<String>,
-    pub sts_regional_endpoints: Option<bool>,
-    pub token_expiration: Option<TokenExpiration>,
-}
-
 /// The checked `serviceAccounts` map and `composeRoleArn`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoleMapping {
     // A list, not a map: a handful of entries, looked up once per pod.
-    entries: Vec<(String, Mapping)>,
+    entries: Vec<(ServiceAccountRef, Overrides)>,
     compose: Option<ComposeRoleArn>,
 }
 
@@ -86,26 +79,24 @@ impl RoleMapping {
                     "appears twice",
                 ));
             }
-            if !is_service_account_ref(key, true) {
+            let Some(reference) = ServiceAccountRef::parse(key, true) else {
                 return Err(invalid(
                     "serviceAccounts",
                     format!("{key:?}"),
-                    "keys are \"<namespace>/<name>\", or \"*/<name>\" for every namespace",
+                    &format!("keys are {}", ServiceAccountRef::EXPECTED_ANY),
                 ));
-            }
+            };
             let role_arn = entry
                 .role_arn
                 .as_deref()
                 .map(|value| checked.role(value))
                 .transpose()
                 .map_err(|reason| invalid("serviceAccounts", at("roleArn"), &reason))?;
-            if entry.audience.as_deref().is_some_and(|a| !is_audience(a)) {
-                return Err(invalid(
-                    "serviceAccounts",
-                    at("audience"),
-                    "must be a non-empty audience without surrounding spaces",
-                ));
-            }
+            let audience = entry
+                .audience
+                .as_deref()
+                .map(|audience| Audience::setting("serviceAccounts", &at("audience"), audience))
+                .transpose()?;
             let token_expiration = entry
                 .token_expiration_seconds
                 .map(TokenExpiration::within_bounds)
@@ -114,12 +105,13 @@ impl RoleMapping {
                     invalid("serviceAccounts", at("tokenExpirationSeconds"), &reason)
                 })?;
             checked.entries.push((
-                key.clone(),
-                Mapping {
+                reference,
+                Overrides {
                     role_arn,
-                    audience: entry.audience.clone(),
+                    audience,
                     sts_regional_endpoints: entry.sts_regional_endpoints,
-                    token_expiration,
+                    token_expiration: token_expiration.map(Into::into),
+                    region: None,
                 },
             ));
         }
@@ -127,13 +119,13 @@ impl RoleMapping {
     }
 
     /// The entry for a ServiceAccount: `namespace/name` first, then `*/name`.
-    pub fn lookup(&self, namespace: &str, name: &str) -> Option<&Mapping> {
-        let find = |ns: &str| {
-            self.entries.iter().find_map(|(key, mapping)| {
-                (key.split_once('/') == Some((ns, name))).then_some(mapping)
-            })
+    pub fn lookup(&self, namespace: &str, name: &str) -> Option<&Overrides> {
+        let find = |names: &dyn Fn(&ServiceAccountRef) -> bool| {
+            self.entries
+                .iter()
+                .find_map(|(reference, entry)| names(reference).then_some(entry))
         };
-        find(namespace).or_else(|| find("*"))
+        find(&|r| r.is(namespace, name)).or_else(|| find(&|r| r.is_any_namespace(name)))
     }
 
     /// A role from an annotation or a setting: an ARN, or with `composeRoleArn`

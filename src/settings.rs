@@ -10,8 +10,8 @@ use crate::diagnose;
 use crate::error::PolicyError;
 use crate::guardrails::{Guardrails, RoleRule};
 use crate::role_mapping::{ComposeRoleArn, RoleMapping, ServiceAccountMapping};
-use crate::syntax::{is_audience, is_dns_label, is_dns_subdomain, is_region, mount_path};
 use crate::token::TokenExpiration;
+use crate::values::{AnnotationPrefix, Audience, Checked, MountPath, Region, VolumeName};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
@@ -110,11 +110,11 @@ impl kubewarden_policy_sdk::settings::Validatable for Settings {
 pub struct Config {
     pub annotations: AnnotationKeys,
     pub extension: ExtensionKeys,
-    pub audience: String,
+    pub audience: Audience,
     pub token_expiration: TokenExpiration,
-    pub mount_path: String,
-    pub volume_name: String,
-    pub region: Option<String>,
+    pub mount_path: MountPath,
+    pub volume_name: VolumeName,
+    pub region: Option<Region>,
     pub sts_regional_endpoints: bool,
     pub role_session_name: bool,
     pub guardrails: Guardrails,
@@ -129,26 +129,9 @@ pub struct Config {
 
 impl Config {
     pub fn from_settings(s: &Settings) -> Result<Self, PolicyError> {
-        let invalid =
-            |field: &'static str, value: &str, reason: &str| PolicyError::InvalidSetting {
-                field,
-                value: format!("{value:?}"),
-                reason: reason.to_owned(),
-            };
-        if !is_dns_subdomain(&s.annotation_prefix) {
-            return Err(invalid(
-                "annotationPrefix",
-                &s.annotation_prefix,
-                "must be a DNS subdomain such as eks.amazonaws.com (lowercase letters, digits, '-' and '.')",
-            ));
-        }
-        if !is_audience(&s.token_audience) {
-            return Err(invalid(
-                "tokenAudience",
-                &s.token_audience,
-                "must be a non-empty audience without surrounding spaces, such as sts.amazonaws.com",
-            ));
-        }
+        let annotation_prefix =
+            AnnotationPrefix::setting("annotationPrefix", "", &s.annotation_prefix)?;
+        let audience = Audience::setting("tokenAudience", "", &s.token_audience)?;
         let token_expiration =
             TokenExpiration::within_bounds(s.token_expiration_seconds).map_err(|reason| {
                 PolicyError::InvalidSetting {
@@ -157,46 +140,26 @@ impl Config {
                     reason,
                 }
             })?;
-        let Some(mount_path) = mount_path(&s.token_mount_path) else {
-            return Err(invalid(
-                "tokenMountPath",
-                &s.token_mount_path,
-                "must be an absolute path without ':' or '..', such as /var/run/secrets/eks.amazonaws.com/serviceaccount",
-            ));
-        };
-        if !is_dns_label(&s.token_volume_name) {
-            return Err(invalid(
-                "tokenVolumeName",
-                &s.token_volume_name,
-                "must be a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)",
-            ));
-        }
-        if !is_dns_subdomain(&s.extension_annotation_prefix) {
-            return Err(invalid(
-                "extensionAnnotationPrefix",
-                &s.extension_annotation_prefix,
-                "must be a DNS subdomain such as irsa-policy.io",
-            ));
-        }
+        let mount_path = MountPath::setting("tokenMountPath", "", &s.token_mount_path)?;
+        let volume_name = VolumeName::setting("tokenVolumeName", "", &s.token_volume_name)?;
+        let extension_prefix = AnnotationPrefix::setting(
+            "extensionAnnotationPrefix",
+            "",
+            &s.extension_annotation_prefix,
+        )?;
         // An empty region is how a form (Rancher's UI, a Helm value) says "none".
-        let region = s.aws_default_region.as_deref().filter(|r| !r.is_empty());
-        if let Some(region) = region {
-            if !is_region(region) {
-                return Err(invalid(
-                    "awsDefaultRegion",
-                    region,
-                    "must be an AWS region such as us-east-1 or eu-central-1; leave it out to inject no region",
-                ));
-            }
-        }
+        let region = match s.aws_default_region.as_deref() {
+            None | Some("") => None,
+            Some(region) => Some(Region::setting("awsDefaultRegion", "", region)?),
+        };
         Ok(Self {
-            annotations: AnnotationKeys::new(&s.annotation_prefix),
-            extension: ExtensionKeys::new(&s.extension_annotation_prefix),
-            audience: s.token_audience.clone(),
+            annotations: AnnotationKeys::new(&annotation_prefix),
+            extension: ExtensionKeys::new(&extension_prefix),
+            audience,
             token_expiration,
-            mount_path: mount_path.to_owned(),
-            volume_name: s.token_volume_name.clone(),
-            region: region.map(str::to_owned),
+            mount_path,
+            volume_name,
+            region,
             sts_regional_endpoints: s.sts_regional_endpoints,
             role_session_name: s.role_session_name,
             guardrails: Guardrails::from_settings(

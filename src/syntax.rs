@@ -37,13 +37,6 @@ pub fn mount_path(value: &str) -> Option<&str> {
     ok.then_some(path)
 }
 
-/// `namespace/name` of a ServiceAccount; `*` as the namespace when `any_namespace`.
-pub fn is_service_account_ref(value: &str, any_namespace: bool) -> bool {
-    value.split_once('/').is_some_and(|(namespace, name)| {
-        ((any_namespace && namespace == "*") || is_dns_label(namespace)) && is_dns_subdomain(name)
-    })
-}
-
 /// `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`, `us-isob-east-1`.
 pub fn is_region(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
@@ -79,22 +72,6 @@ mod tests {
     #[case("C:/token", None)]
     fn mount_paths_are_absolute_and_plain(#[case] value: &str, #[case] path: Option<&str>) {
         assert_eq!(mount_path(value), path);
-    }
-
-    #[rstest]
-    #[case("team-a/app", false, true)]
-    #[case("*/app", true, true)]
-    #[case("*/app", false, false)]
-    #[case("team-a/", false, false)]
-    #[case("app", false, false)]
-    #[case("Team/app", false, false)]
-    #[case("a/b/c", false, false)]
-    fn service_account_refs_are_namespace_slash_name(
-        #[case] value: &str,
-        #[case] any: bool,
-        #[case] ok: bool,
-    ) {
-        assert_eq!(is_service_account_ref(value, any), ok);
     }
 
     #[test]
