@@ -25,7 +25,7 @@ pub enum Decision {
     Reject(PolicyError),
 }
 
-pub fn evaluate(
+pub fn decide(
     request: AdmissionRequest,
     config: &Config,
     accounts: &dyn ServiceAccountSource,
@@ -56,7 +56,7 @@ pub fn evaluate(
             warnings: Vec::new(),
         };
     };
-    match decide(
+    match inject(
         request.object,
         &request.namespace,
         scope,
@@ -72,7 +72,7 @@ pub fn evaluate(
     }
 }
 
-fn decide(
+fn inject(
     mut pod: Value,
     namespace: &str,
     scope: Scope,
@@ -132,8 +132,7 @@ fn decide(
         return unchanged(reason, warnings);
     }
     info!(log, "pod mutated"; "pod" => &facts.display, "serviceAccount" => facts.service_account,
-          "credentials" => injection.credentials.describe(), "containers" => plan.injected.len());
-    drop(facts);
+          "credentials" => injection.credentials.summary(), "containers" => plan.injected.len());
     plan.edit.apply(&mut pod);
     Ok(Decision::Mutate { pod, warnings })
 }

@@ -40,7 +40,7 @@ impl Credentials {
     }
 
     /// For the decision log: the role, or the endpoint.
-    pub fn describe(&self) -> &str {
+    pub fn summary(&self) -> &str {
         match self {
             Credentials::WebIdentity { role_arn } => role_arn.as_str(),
             Credentials::ContainerCredentials { full_uri } => full_uri,

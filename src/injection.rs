@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn defaults_come_from_settings() {
         let injected = injection(&sa(&[("eks.amazonaws.com/role-arn", ROLE)]), &plain_pod());
-        assert_eq!(injected.credentials.describe(), ROLE);
+        assert_eq!(injected.credentials.summary(), ROLE);
         assert_eq!(injected.audience, "sts.amazonaws.com");
         assert_eq!(injected.expiration.seconds(), 86400);
         assert_eq!(

@@ -130,7 +130,7 @@ pub fn check_decision(
         "oldObject": request["oldObject"], "object": pod}, "settings": top["settings"]});
     let again = serde_json::to_vec(&again).map_err(|e| e.to_string())?;
     let log = slog::Logger::root(slog::Discard, slog::o!());
-    match crate::decide_payload(&again, accounts, &log) {
+    match crate::review(&again, accounts, &log) {
         Decision::Accept { .. } => Ok(()),
         other => Err(format!(
             "a second run did not leave the pod alone: {other:?}"

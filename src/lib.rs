@@ -2,7 +2,7 @@
 //! cluster, as a Kubewarden policy.
 //!
 //! This file only speaks waPC: it decodes the host's payload, hands it to
-//! [`admission::evaluate`], and encodes the answer. The modules below hold
+//! [`admission::decide`], and encodes the answer. The modules below hold
 //! the behaviour, each for one concern.
 
 pub mod admission;
@@ -45,24 +45,17 @@ pub extern "C" fn wapc_init() {
 
 fn validate(payload: &[u8]) -> CallResult {
     let log = slog::Logger::root(KubewardenDrain::new(), slog::o!("policy" => "irsa-policy"));
-    encode(
-        decide_payload(payload, &HostServiceAccounts, &log),
-        payload.len(),
-    )
+    encode(review(payload, &HostServiceAccounts, &log), payload.len())
 }
 
 /// The whole `validate` call short of encoding, for the native benchmark and tests.
-pub fn decide_payload(
-    payload: &[u8],
-    accounts: &dyn ServiceAccountSource,
-    log: &slog::Logger,
-) -> Decision {
+pub fn review(payload: &[u8], accounts: &dyn ServiceAccountSource, log: &slog::Logger) -> Decision {
     // Malformed input is answered with a rejection that says what is wrong,
     // never with a guest error, which the host reports as an opaque 500.
     let parsed = ValidatePayload::from_json(payload)
         .and_then(|p| Config::from_settings(&p.settings).map(|config| (p.request, config)));
     match parsed {
-        Ok((request, config)) => admission::evaluate(request, &config, accounts, log),
+        Ok((request, config)) => admission::decide(request, &config, accounts, log),
         Err(error) => Decision::Reject(error),
     }
 }

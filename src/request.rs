@@ -15,8 +15,8 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 pub struct ValidatePayload {
     pub request: AdmissionRequest,
-    /// `null` is the defaults, as in `validate_settings` and kwctl.
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// Read as `validate_settings` reads it: an object, or `null` for the defaults.
+    #[serde(default, deserialize_with = "crate::settings::object_or_null")]
     pub settings: Settings,
 }
 
@@ -121,7 +121,11 @@ fn explain_payload(payload: &[u8], error: &serde_json::Error) -> String {
             .or_else(|| match top.get("settings") {
                 Some(Value::Object(settings)) => diagnose::first_refused::<Settings>(settings)
                     .map(|field| format!("settings.{field}")),
-                _ => None,
+                None | Some(Value::Null) => None,
+                Some(other) => Some(format!(
+                    "settings: must be a JSON object, found {}",
+                    describe(other)
+                )),
             }),
         Some(other) => Some(format!(
             "request: must be an object, found {}",

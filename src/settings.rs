@@ -74,27 +74,48 @@ impl Default for Settings {
 impl Settings {
     /// Reads settings JSON; the error names the field that could not be read.
     pub fn from_json(json: &[u8]) -> Result<Self, PolicyError> {
-        // serde would also read a struct from a JSON list, by position.
-        match json.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => {}
-            Some(b'n') if json.trim_ascii() == b"null" => return Ok(Self::default()),
-            _ => {
-                return Err(PolicyError::UnreadableSettings {
-                    reason: format!(
+        let mut parser = serde_json::Deserializer::from_slice(json);
+        object_or_null(&mut parser)
+            .and_then(|settings| parser.end().map(|()| settings))
+            .map_err(|e| {
+                let reason = match json.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b'{') => diagnose::explain::<Self>(json, &e),
+                    _ => format!(
                         "must be a JSON object, found {:?}",
                         String::from_utf8_lossy(json)
                             .chars()
                             .take(64)
                             .collect::<String>()
                     ),
-                })
-            }
-        }
-        serde_json::from_slice(json).map_err(|e| {
-            let reason = diagnose::explain::<Self>(json, &e);
-            PolicyError::UnreadableSettings { reason }
-        })
+                };
+                PolicyError::UnreadableSettings { reason }
+            })
     }
+}
+
+/// Settings as both `validate_settings` and `validate` read them: a JSON
+/// object, or `null` for the defaults, as kwctl sends when none are given.
+/// serde alone would also read a struct from a JSON list, by position.
+pub fn object_or_null<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Settings, D::Error> {
+    struct ObjectOrNull;
+
+    impl<'de> serde::de::Visitor<'de> for ObjectOrNull {
+        type Value = Settings;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_unit<E>(self) -> Result<Settings, E> {
+            Ok(Settings::default())
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Settings, A::Error> {
+            Settings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+
+    de.deserialize_any(ObjectOrNull)
 }
 
 impl kubewarden_policy_sdk::settings::Validatable for Settings {

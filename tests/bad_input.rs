@@ -1,12 +1,12 @@
 //! The bad-input matrix: whatever arrives, the policy answers with a
 //! rejection that names the field (or accepts, where Kubernetes itself would
 //! accept), never panics, and never returns half an edit. Each case runs
-//! through `decide_payload` and `encode`, the whole `validate` but the host.
+//! through `review` and `encode`, the whole `validate` but the host.
 
 use irsa_policy::admission::Decision;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use irsa_policy::settings::Settings;
-use irsa_policy::{decide_payload, encode};
+use irsa_policy::{encode, review};
 use kubewarden_policy_sdk::settings::Validatable;
 use rstest::rstest;
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ fn accounts() -> InMemoryServiceAccounts {
 }
 
 fn decide(payload: &[u8]) -> Decision {
-    let decision = decide_payload(
+    let decision = review(
         payload,
         &accounts(),
         &slog::Logger::root(slog::Discard, slog::o!()),
@@ -92,6 +92,7 @@ fn rejection(payload: &[u8]) -> String {
 #[case(b"{\"request\": {\"kind\": \"Pod\"}}".as_slice(), "request.kind: invalid type: string \"Pod\"")]
 #[case(b"{\"request\": {\"operation\": \"CREATE\", \"operation\": \"DELETE\"}}".as_slice(), "duplicate field `operation`")]
 #[case(b"{\"request\": {}, \"settings\": {\"tokenAudience\": 5}}".as_slice(), "settings.tokenAudience: invalid type: integer `5`")]
+#[case(b"{\"request\": {}, \"settings\": [\"sts.amazonaws.com\"]}".as_slice(), "settings: must be a JSON object, found a list")]
 #[case(b"{\"request\": {\"namespace\": \"\\ud800\"}}".as_slice(), "hex escape at line 1 column 34")]
 #[case(b"{\"request\": {\"namespace\": \"\xff\xfe\"}}".as_slice(), "it is not UTF-8 text: invalid byte at offset 27")]
 #[case(b"{\"request\": {\"requestKind\": {\"kind\": \"\xffod\"}}}".as_slice(), "it is not UTF-8 text: invalid byte at offset 38")]
@@ -182,7 +183,7 @@ fn a_huge_annotation_value_is_quoted_short() {
         ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", huge.as_str())]),
     );
     let object = json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "a"}]}});
-    let decision = decide_payload(
+    let decision = review(
         &payload(object),
         &accounts,
         &slog::Logger::root(slog::Discard, slog::o!()),

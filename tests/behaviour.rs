@@ -1,9 +1,9 @@
 //! The README's behaviour table, one test per row, run natively against the
-//! same `decide_payload` that `policy.wasm` runs, with ServiceAccounts held in
+//! same `review` that `policy.wasm` runs, with ServiceAccounts held in
 //! memory instead of read through the host.
 
 use irsa_policy::admission::Decision;
-use irsa_policy::decide_payload;
+use irsa_policy::review;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use rstest::rstest;
 use serde_json::{json, Value};
@@ -51,7 +51,7 @@ fn accounts(account: ServiceAccount) -> InMemoryServiceAccounts {
 }
 
 fn evaluate(pod: Value, account: ServiceAccount, settings: Value) -> Decision {
-    decide_payload(
+    review(
         &request("CREATE", pod, settings),
         &accounts(account),
         &log(),
@@ -415,7 +415,7 @@ fn leaves_the_pod_unchanged_when_the_service_account_has_no_role() {
 #[test]
 fn leaves_the_pod_unchanged_when_the_service_account_is_not_found() {
     let source = InMemoryServiceAccounts::default();
-    let decision = decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    let decision = review(&request("CREATE", app_pod(), json!({})), &source, &log());
     assert_eq!(decision, Decision::Accept { warnings: vec![] });
     assert_eq!(source.lookups(), 1);
 }
@@ -426,7 +426,7 @@ fn leaves_the_pod_unchanged_when_the_service_account_is_not_found() {
 #[case(json!({"serviceAccountName": null, "serviceAccount": "", "containers": [{"name": "app"}]}))]
 fn reads_the_default_service_account_when_the_pod_names_none(#[case] spec: Value) {
     let source = InMemoryServiceAccounts::default().with("team-a", "default", role_account());
-    let decision = decide_payload(
+    let decision = review(
         &request("CREATE", pod_with(spec), json!({})),
         &source,
         &log(),
@@ -440,7 +440,7 @@ fn reads_the_deprecated_service_account_field_when_the_name_is_empty() {
         json!({"serviceAccountName": "", "serviceAccount": "app", "containers": [{"name": "app"}]}),
     );
     let source = InMemoryServiceAccounts::default().with("team-a", "app", role_account());
-    let decision = decide_payload(&request("CREATE", pod, json!({})), &source, &log());
+    let decision = review(&request("CREATE", pod, json!({})), &source, &log());
     assert!(matches!(decision, Decision::Mutate { .. }), "{decision:?}");
 }
 
@@ -465,7 +465,7 @@ fn accepts_other_operations_without_a_host_call(
     #[values(json!({}), json!({"ephemeralContainers": true}))] settings: Value,
 ) {
     let source = accounts(role_account());
-    let decision = decide_payload(&request(operation, app_pod(), settings), &source, &log());
+    let decision = review(&request(operation, app_pod(), settings), &source, &log());
     assert_eq!(decision, Decision::Accept { warnings: vec![] });
     assert_eq!(source.lookups(), 0);
 }
@@ -476,7 +476,7 @@ fn accepts_other_kinds_without_a_host_call() {
         serde_json::from_slice(&request("CREATE", app_pod(), json!({}))).unwrap();
     payload["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
     let source = accounts(role_account());
-    let decision = decide_payload(&serde_json::to_vec(&payload).unwrap(), &source, &log());
+    let decision = review(&serde_json::to_vec(&payload).unwrap(), &source, &log());
     assert_eq!(decision, Decision::Accept { warnings: vec![] });
     assert_eq!(source.lookups(), 0);
 }
@@ -484,7 +484,7 @@ fn accepts_other_kinds_without_a_host_call() {
 #[test]
 fn one_lookup_per_pod_creation() {
     let source = accounts(role_account());
-    decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    review(&request("CREATE", app_pod(), json!({})), &source, &log());
     assert_eq!(source.lookups(), 1);
 }
 
@@ -705,7 +705,7 @@ fn host_error_of_case(case: &str) -> String {
 /// The rejection of a pod whose ServiceAccount lookup fails with `host_text`.
 fn lookup_rejection(host_text: &str) -> String {
     let source = InMemoryServiceAccounts::default().failing("team-a", "app", host_text);
-    let decision = decide_payload(&request("CREATE", app_pod(), json!({})), &source, &log());
+    let decision = review(&request("CREATE", app_pod(), json!({})), &source, &log());
     let Decision::Reject(error) = decision else {
         panic!("{decision:?}")
     };
@@ -824,7 +824,7 @@ fn rejects_invalid_settings_naming_the_setting() {
 
 #[test]
 fn rejects_a_malformed_request_naming_the_path() {
-    let decision = decide_payload(
+    let decision = review(
         br#"{"request": {"operation": ["CREATE"]}, "settings": {}}"#,
         &accounts(role_account()),
         &log(),
@@ -1232,7 +1232,7 @@ fn running_pod(ephemeral: Value) -> (Value, Value) {
 fn ephemeral_containers_are_left_alone_unless_enabled() {
     let (pod, old) = running_pod(json!([{"name": "debugger", "image": "busybox"}]));
     let source = accounts(role_account());
-    let decision = decide_payload(&ephemeral_payload(pod, old, json!({})), &source, &log());
+    let decision = review(&ephemeral_payload(pod, old, json!({})), &source, &log());
     assert_eq!(decision, Decision::Accept { warnings: vec![] });
     assert_eq!(source.lookups(), 0);
 }
@@ -1244,7 +1244,7 @@ fn injects_only_the_new_ephemeral_containers_when_enabled() {
     old["spec"]["ephemeralContainers"] = json!([{"name": "old-debugger"}]);
     let source = accounts(role_account());
     let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
-    let Decision::Mutate { pod, .. } = decide_payload(&payload, &source, &log()) else {
+    let Decision::Mutate { pod, .. } = review(&payload, &source, &log()) else {
         panic!()
     };
     let ephemeral = &pod["spec"]["ephemeralContainers"];
@@ -1264,7 +1264,7 @@ fn ephemeral_containers_of_a_pod_without_the_token_volume_get_a_warning() {
     let mut pod = old.clone();
     pod["spec"]["ephemeralContainers"] = json!([{"name": "debugger"}]);
     let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
-    let decision = decide_payload(&payload, &accounts(role_account()), &log());
+    let decision = review(&payload, &accounts(role_account()), &log());
     let Decision::Accept { warnings } = decision else {
         panic!("{decision:?}")
     };

@@ -28,7 +28,7 @@ fn every_input_the_fuzzers_found_passes_their_checks() {
             continue;
         }
         let payload = std::fs::read(&path).unwrap();
-        let decision = irsa_policy::decide_payload(&payload, &accounts, &log);
+        let decision = irsa_policy::review(&payload, &accounts, &log);
         if let Err(broken) = check_decision(&payload, decision, &accounts) {
             panic!("{}: {broken}", path.display());
         }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use irsa_policy::decide_payload;
+use irsa_policy::review;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use serde_json::{json, Value};
 use slog::{Drain, Key, Level, OwnedKVList, Record, Serializer, KV};
@@ -80,7 +80,7 @@ fn events(operation: &str, pod: Value, account: Option<ServiceAccount>) -> Vec<E
     }
     let capture = Capture::default();
     let log = slog::Logger::root(capture.clone().fuse(), slog::o!("policy" => "irsa-policy"));
-    decide_payload(&payload, &accounts, &log);
+    review(&payload, &accounts, &log);
     let events = std::mem::take(&mut *capture.0.lock().unwrap());
     events
 }

@@ -11,8 +11,8 @@
 //! `PROPTEST_CASES` sets how many pods are tried (256 by default in CI).
 
 use irsa_policy::admission::Decision;
-use irsa_policy::decide_payload;
 use irsa_policy::invariants::{lossless, no_duplicates};
+use irsa_policy::review;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -281,7 +281,7 @@ fn decide(pod: &Value, account: &ServiceAccount, settings: &Value) -> Decision {
         "operation": "CREATE", "namespace": "team-a", "object": pod}, "settings": settings}))
     .unwrap();
     let accounts = InMemoryServiceAccounts::default().with("team-a", "app", account.clone());
-    decide_payload(
+    review(
         &payload,
         &accounts,
         &slog::Logger::root(slog::Discard, slog::o!()),

@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
         "eks.amazonaws.com/role-arn",
         "arn:aws:iam::111122223333:role/app",
     )]));
-    let decision = irsa_policy::decide_payload(data, &accounts, &common::log());
+    let decision = irsa_policy::review(data, &accounts, &common::log());
     common::check(data, decision, &accounts);
 });

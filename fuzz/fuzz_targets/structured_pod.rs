@@ -252,7 +252,7 @@ fuzz_target!(|input: Input| {
         "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
         "namespace": "team-a", "object": pod}, "settings": settings(input.settings)}))
     .unwrap();
-    let decision = irsa_policy::decide_payload(&payload, &accounts, &common::log());
+    let decision = irsa_policy::review(&payload, &accounts, &common::log());
     if let irsa_policy::admission::Decision::Mutate { pod: mutated, .. } = &decision {
         if no_duplicates(&pod).is_ok() {
             if let Err(duplicate) = no_duplicates(mutated) {

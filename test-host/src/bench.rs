@@ -117,7 +117,7 @@ fn measure(policy: &Policy, s: &Scenario, sa_bytes: &[u8]) -> Result<Value> {
             }),
             time(|| host.call("validate", &s.payload).expect("validate")),
             time(|| {
-                let decision = irsa_policy::decide_payload(&s.payload, &source, &log);
+                let decision = irsa_policy::review(&s.payload, &source, &log);
                 irsa_policy::encode(decision, s.payload.len()).expect("encode")
             }),
         ];
