@@ -15,7 +15,7 @@ use serde_json::Value;
 use slog::{debug, info, Logger};
 
 /// What the policy answers.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Let the pod through unchanged.
     Accept { warnings: Vec<String> },

@@ -132,10 +132,7 @@ pub const MAX_MESSAGE: usize = 2048;
 pub fn shorten(mut text: String, max: usize) -> String {
     if text.len() > max {
         let total = text.len();
-        let cut = (0..=max)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
+        let cut = text.floor_char_boundary(max);
         text.truncate(cut);
         text.push_str(&format!("... ({total} bytes)"));
     }

@@ -6,25 +6,27 @@
 //! the behaviour, each for one concern.
 
 pub mod admission;
-pub mod annotations;
-pub mod credentials;
-pub mod diagnose;
+pub(crate) mod annotations;
+pub(crate) mod credentials;
+pub(crate) mod diagnose;
 pub mod error;
-pub mod guardrails;
-pub mod host_error;
-pub mod injection;
+pub(crate) mod go_json;
+pub(crate) mod guardrails;
+pub(crate) mod host_error;
+pub(crate) mod injection;
+#[cfg(any(test, feature = "test-support"))]
 pub mod invariants;
-pub mod overrides;
-pub mod pod;
-pub mod pod_edit;
-pub mod request;
-pub mod role_arn;
-pub mod role_mapping;
+pub(crate) mod overrides;
+pub(crate) mod pod;
+pub(crate) mod pod_edit;
+pub(crate) mod request;
+pub(crate) mod role_arn;
+pub(crate) mod role_mapping;
 pub mod service_account;
 pub mod settings;
-pub mod syntax;
-pub mod token;
-pub mod values;
+pub(crate) mod syntax;
+pub(crate) mod token;
+pub(crate) mod values;
 
 use admission::Decision;
 use kubewarden_policy_sdk::logging::KubewardenDrain;

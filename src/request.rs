@@ -6,6 +6,7 @@
 
 use crate::diagnose;
 use crate::error::PolicyError;
+use crate::go_json::null_as_default;
 use crate::pod::describe;
 use crate::settings::Settings;
 use serde::Deserialize;
@@ -21,6 +22,10 @@ pub struct ValidatePayload {
 }
 
 /// The parts of a Kubernetes AdmissionRequest the policy reads.
+///
+/// The API server never sends `null` for these strings (Go's `omitempty`
+/// leaves them out), but a request written by hand for `kwctl run` may, and
+/// Go reads that as "": kept, so such fixtures mean what their author meant.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
@@ -80,16 +85,6 @@ pub struct GroupVersionKind {
     pub version: String,
     #[serde(deserialize_with = "null_as_default")]
     pub kind: String,
-}
-
-/// Go's JSON reads `null` into a string as "": a request (or a fixture)
-/// written with `"subResource": null` means "none", not an error.
-fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Option::<T>::deserialize(de).map(Option::unwrap_or_default)
 }
 
 impl ValidatePayload {

@@ -48,12 +48,6 @@ macro_rules! checked_string {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
 
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
         impl Checked for $name {
             const EXPECTED: &'static str = $expected;
 
@@ -204,10 +198,7 @@ mod tests {
 
     #[test]
     fn a_mount_path_is_kept_without_its_trailing_slash() {
-        assert_eq!(
-            MountPath::check("/var/run/aws/").unwrap().as_str(),
-            "/var/run/aws"
-        );
+        assert_eq!(MountPath::check("/var/run/aws/").unwrap(), "/var/run/aws");
         assert!(MountPath::check("/a/../b").is_none());
     }
 

@@ -35,7 +35,7 @@ fn decide(payload: &[u8]) -> Decision {
     );
     // The answer must always encode: this is what the host receives.
     let encoded: Value =
-        serde_json::from_slice(&encode(clone(&decision), payload.len()).unwrap()).unwrap();
+        serde_json::from_slice(&encode(decision.clone(), payload.len()).unwrap()).unwrap();
     if let Decision::Reject(error) = &decision {
         assert_eq!(encoded["accepted"], false);
         assert!(
@@ -51,19 +51,6 @@ fn decide(payload: &[u8]) -> Decision {
         assert_eq!(encoded["code"], error.code());
     }
     decision
-}
-
-fn clone(decision: &Decision) -> Decision {
-    match decision {
-        Decision::Accept { warnings } => Decision::Accept {
-            warnings: warnings.clone(),
-        },
-        Decision::Mutate { pod, warnings } => Decision::Mutate {
-            pod: pod.clone(),
-            warnings: warnings.clone(),
-        },
-        Decision::Reject(error) => Decision::Reject(error.clone()),
-    }
 }
 
 fn payload(object: Value) -> Vec<u8> {

@@ -2,16 +2,7 @@
 //! replayed through the same checks the fuzz targets make.
 
 use irsa_policy::invariants::check_decision;
-use irsa_policy::service_account::{Lookup, ServiceAccount, ServiceAccountSource};
-
-/// The fuzz targets' source: every ServiceAccount has the role.
-struct EveryoneHasARole(ServiceAccount);
-
-impl ServiceAccountSource for EveryoneHasARole {
-    fn get(&self, _: &str, _: &str) -> Result<Lookup, irsa_policy::error::PolicyError> {
-        Ok(Lookup::Found(self.0.clone()))
-    }
-}
+use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
 
 #[test]
 fn every_input_the_fuzzers_found_passes_their_checks() {

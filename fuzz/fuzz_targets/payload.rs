@@ -1,14 +1,14 @@
 //! Raw bytes as the `validate` payload, as a broken or hostile host could send them.
 #![no_main]
 
-use irsa_policy::service_account::ServiceAccount;
+use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let accounts = common::EveryoneHasARole(ServiceAccount::with_annotations([(
+    let accounts = EveryoneHasARole(ServiceAccount::with_annotations([(
         "eks.amazonaws.com/role-arn",
         "arn:aws:iam::111122223333:role/app",
     )]));

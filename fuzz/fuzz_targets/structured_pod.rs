@@ -7,7 +7,7 @@
 
 use arbitrary::Arbitrary;
 use irsa_policy::invariants::no_duplicates;
-use irsa_policy::service_account::ServiceAccount;
+use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -247,7 +247,7 @@ fuzz_target!(|input: Input| {
         .into_iter()
         .filter_map(|(k, v)| Some((k, v.as_deref()?))),
     );
-    let accounts = common::EveryoneHasARole(account);
+    let accounts = EveryoneHasARole(account);
     let payload = serde_json::to_vec(&json!({"request": {"uid": "u",
         "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
         "namespace": "team-a", "object": pod}, "settings": settings(input.settings)}))
