@@ -103,8 +103,8 @@ pub fn no_duplicates(pod: &Value) -> Result<(), String> {
 
 /// What the fuzz targets and their regression tests ask of one decision on
 /// `payload`: it encodes; a rejection carries no object; a mutation is
-/// lossless and, run through the policy again (as Kubernetes may reinvoke a
-/// webhook), changes nothing more.
+/// lossless and, run through the policy again (a retried request, or a pod
+/// that already went through it), changes nothing more.
 pub fn check_decision(
     payload: &[u8],
     decision: Decision,
