@@ -240,3 +240,27 @@ load helpers
 @test "a pod created without the token volume cannot get one later: its new ephemeral containers are let through with a warning" {
   run_case ephemeral-containers-without-token-volume
 }
+
+@test "the audit scanner's request for a running pod in step passes, unedited" {
+  run_case audit-pod-in-step
+}
+
+@test "the audit reports a running pod created before its ServiceAccount's role, with the restart to run" {
+  run_case audit-pod-created-before-role
+}
+
+@test "the audit reports a running pod whose role is not its ServiceAccount's now" {
+  run_case audit-role-changed
+}
+
+@test "the audit reports a running pod with credentials its ServiceAccount no longer grants" {
+  run_case audit-credentials-no-longer-granted
+}
+
+@test "the audit reports a running pod with credentials for a role the guardrails now refuse" {
+  run_case audit-guardrails-refuse
+}
+
+@test "the audit reports a running pod whose token audience changed" {
+  run_case audit-token-audience-changed
+}

@@ -105,6 +105,16 @@ pub enum PolicyError {
         skip_annotation: String,
     },
 
+    /// An existing pod, sent by Kubewarden's audit scanner, differs from what
+    /// its ServiceAccount gives a pod created now: it needs re-creating.
+    #[error("pod {pod} is out of step with ServiceAccount {service_account}: {reason}; {remedy}")]
+    OutOfStep {
+        pod: String,
+        service_account: String,
+        reason: String,
+        remedy: String,
+    },
+
     /// The host could not give us the ServiceAccount for a reason other than
     /// "not found". The advice comes first: the host's text after it can be long.
     #[error(

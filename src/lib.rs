@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub(crate) mod annotations;
+pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod diagnose;
 pub mod error;

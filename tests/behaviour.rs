@@ -1271,3 +1271,169 @@ fn ephemeral_containers_of_a_pod_without_the_token_volume_get_a_warning() {
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].starts_with("the new ephemeral containers get no AWS credentials: the pod has no volume \"aws-iam-token\""), "{warnings:?}");
 }
+
+// -- Audit: running pods out of step with their ServiceAccount ----------------
+
+const POD_UID: &str = "9b2d8c3e-4f7a-4b1c-8e2d-6a5f3c1b0e9d";
+
+/// The pod as Kubewarden's audit scanner sends it: a CREATE whose request
+/// `uid` is the running pod's own `metadata.uid`.
+fn audit_request(mut pod: Value, settings: Value) -> Vec<u8> {
+    pod["metadata"]["uid"] = json!(POD_UID);
+    pod["metadata"]["creationTimestamp"] = json!("2026-11-30T09:00:00Z");
+    serde_json::to_vec(&json!({
+        "request": {
+            "uid": POD_UID,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "Pod"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "object": pod,
+        },
+        "settings": settings,
+    }))
+    .unwrap()
+}
+
+/// A pod as the policy injected it when its ServiceAccount had `account`.
+fn injected_pod(account: ServiceAccount, settings: Value) -> Value {
+    mutated(app_pod(), account, settings)
+}
+
+fn audit(pod: Value, source: &InMemoryServiceAccounts, settings: Value) -> Decision {
+    review(&audit_request(pod, settings), source, &log())
+}
+
+fn audit_finding(pod: Value, account: ServiceAccount, settings: Value) -> String {
+    match audit(pod, &accounts(account), settings) {
+        Decision::Reject(error) => error.to_string(),
+        other => panic!("expected a finding, got {other:?}"),
+    }
+}
+
+#[test]
+fn audit_passes_a_pod_in_step_with_its_service_account() {
+    let source = accounts(role_account());
+    let decision = audit(injected_pod(role_account(), json!({})), &source, json!({}));
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    // One ServiceAccount read, as for an admission.
+    assert_eq!(source.lookups(), 1);
+    // A pod without a role, and a ServiceAccount without one: in step too.
+    let plain = accounts(ServiceAccount::default());
+    let decision = audit(app_pod(), &plain, json!({}));
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+}
+
+#[test]
+fn audit_reports_a_pod_created_before_its_role_was_set() {
+    let mut pod = app_pod();
+    pod["metadata"]["name"] = json!("web-7d9f5c6b8-x2x4z");
+    pod["metadata"]["labels"] = json!({"pod-template-hash": "7d9f5c6b8"});
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f5c6b8", "controller": true}]);
+    let finding = audit_finding(pod.clone(), role_account(), json!({}));
+    assert_eq!(
+        finding,
+        format!(
+            "pod team-a/web-7d9f5c6b8-x2x4z is out of step with ServiceAccount team-a/app: it has \
+             no AWS credentials, but its ServiceAccount now gives {ROLE}: the pod was created \
+             before that (or while the policy was not active); restart its Deployment: kubectl \
+             -n team-a rollout restart deployment/web"
+        )
+    );
+    // The same pod as a real CREATE is injected, as always.
+    assert!(matches!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Mutate { .. }
+    ));
+}
+
+#[test]
+fn audit_reports_a_pod_whose_role_changed() {
+    let pod = injected_pod(role_account(), json!({}));
+    let now = "arn:aws:iam::123456789012:role/app-v2";
+    let finding = audit_finding(
+        pod.clone(),
+        ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", now)]),
+        json!({}),
+    );
+    assert!(
+        finding.contains(&format!(
+            "it runs with AWS_ROLE_ARN {ROLE}, but its ServiceAccount now names {now}"
+        )),
+        "{finding}"
+    );
+    assert!(finding.ends_with("kubectl -n team-a delete pod web, then apply it again)"));
+    // As a real CREATE the pod already has its credentials: left as it is.
+    assert!(matches!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Accept { .. }
+    ));
+}
+
+#[test]
+fn audit_reports_credentials_the_service_account_no_longer_grants() {
+    let pod = injected_pod(role_account(), json!({}));
+    let finding = audit_finding(pod.clone(), ServiceAccount::default(), json!({}));
+    assert!(
+        finding.contains(&format!(
+            "it carries AWS credentials for {ROLE} although its ServiceAccount no longer grants any"
+        )),
+        "{finding}"
+    );
+    // A ServiceAccount deleted since: the same finding.
+    let gone = InMemoryServiceAccounts::default();
+    assert!(matches!(
+        audit(pod.clone(), &gone, json!({})),
+        Decision::Reject(_)
+    ));
+    assert!(matches!(
+        evaluate(pod, ServiceAccount::default(), json!({})),
+        Decision::Accept { .. }
+    ));
+}
+
+#[test]
+fn audit_reports_credentials_the_guardrails_now_refuse() {
+    let pod = injected_pod(role_account(), json!({}));
+    let settings = json!({"allowedAccounts": ["444455556666"]});
+    let finding = audit_finding(pod.clone(), role_account(), settings.clone());
+    assert!(
+        finding.contains(&format!(
+            "it carries AWS credentials for {ROLE} that the guardrails now refuse (ServiceAccount \
+             team-a/app may not assume role {ROLE}"
+        )),
+        "{finding}"
+    );
+    // A pod created now is refused with the guardrail's own message.
+    assert!(rejection(pod, role_account(), settings)
+        .starts_with("ServiceAccount team-a/app may not assume"));
+}
+
+#[test]
+fn audit_reports_a_token_volume_for_another_audience() {
+    let pod = injected_pod(role_account(), json!({}));
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/audience", "sts.example.com"),
+    ]);
+    let finding = audit_finding(pod, account, json!({}));
+    assert!(
+        finding.contains(
+            "its token volume \"aws-iam-token\" has audience \"sts.amazonaws.com\", but a pod \
+             created now gets \"sts.example.com\""
+        ),
+        "{finding}"
+    );
+}
+
+#[test]
+fn only_a_request_whose_uid_is_the_pods_own_is_an_audit() {
+    // A pod that somehow carries a uid, in a request with the API server's own
+    // uid, is a real CREATE: injected, never audited.
+    let mut pod = app_pod();
+    pod["metadata"]["uid"] = json!(POD_UID);
+    assert!(matches!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Mutate { .. }
+    ));
+}
