@@ -9,7 +9,7 @@ use crate::pod::PodFacts;
 use crate::role_mapping::RoleMapping;
 use crate::service_account::ServiceAccount;
 use crate::token::TokenExpiration;
-use crate::values::{Audience, Checked, Region};
+use crate::values::{Audience, Checked, Region, StsEndpoint};
 
 /// Full annotation keys for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct ExtensionKeys {
     /// ServiceAccount: the region for its pods, overriding `awsDefaultRegion`
     /// (the official tracker's #149 and #238).
     pub region: String,
+    /// ServiceAccount: the STS endpoint for its pods (`AWS_ENDPOINT_URL_STS`),
+    /// overriding `stsEndpointUrl` (the official tracker's #52: VPC endpoints).
+    pub sts_endpoint: String,
 }
 
 impl ExtensionKeys {
@@ -57,6 +60,7 @@ impl ExtensionKeys {
         Self {
             inject_containers: format!("{prefix}/inject-containers"),
             region: format!("{prefix}/region"),
+            sts_endpoint: format!("{prefix}/sts-endpoint"),
         }
     }
 }
@@ -130,6 +134,9 @@ pub fn service_account_overrides(
         token_expiration,
         region: set(&extension.region)
             .map(|value| Region::annotation(object, &extension.region, value.trim()))
+            .transpose()?,
+        sts_endpoint: set(&extension.sts_endpoint)
+            .map(|value| StsEndpoint::annotation(object, &extension.sts_endpoint, value.trim()))
             .transpose()?,
     })
 }

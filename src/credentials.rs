@@ -5,6 +5,7 @@
 
 use crate::error::PolicyError;
 use crate::role_arn::RoleArn;
+use crate::syntax::is_url_with_host;
 use crate::values::{Audience, Checked, MountPath, ServiceAccountRef, VolumeName};
 use serde::{Deserialize, Serialize};
 
@@ -113,14 +114,8 @@ impl ContainerCredentials {
                 })
             })
             .collect::<Result<_, _>>()?;
-        // The SDKs accept any http(s) URL here; what must not pass is a bare
-        // address (the SDK would not know the scheme) or a URL with no host.
-        let host_and_path = ["http://", "https://"]
-            .iter()
-            .find_map(|scheme| s.full_uri.strip_prefix(scheme));
-        if host_and_path.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
-            || s.full_uri.contains(char::is_whitespace)
-        {
+        // The SDKs accept any http(s) URL here.
+        if !is_url_with_host(&s.full_uri, &["http://", "https://"]) {
             return Err(invalid(
                 "fullUri",
                 &s.full_uri,

@@ -41,6 +41,9 @@ pub struct Injection {
     pub token_file: String,
     pub region: Option<String>,
     pub sts_regional_endpoints: bool,
+    /// `AWS_ENDPOINT_URL_STS`, for web identity only: container credentials
+    /// never call STS.
+    pub sts_endpoint: Option<String>,
     /// Add `AWS_ROLE_SESSION_NAME` from the downward API `metadata.name`.
     pub session_name: bool,
     pub containers: ContainerSelection,
@@ -187,6 +190,11 @@ pub fn resolve(
                 .first(|o| o.sts_regional_endpoints.as_ref())
                 .copied()
                 .unwrap_or(config.sts_regional_endpoints),
+            sts_endpoint: sources
+                .first(|o| o.sts_endpoint.as_ref())
+                .or(config.sts_endpoint.as_ref())
+                .filter(|_| web_identity)
+                .map(ToString::to_string),
             session_name,
             containers: container_selection(pod, config)?,
             skip_region_with_env_from: config.skip_region_with_env_from,
@@ -482,5 +490,51 @@ mod tests {
         let pod = json!({"metadata": metadata, "spec": {}});
         let resolved = resolve_for(&config, &account, &pod).unwrap().unwrap();
         assert_eq!(resolved.injection.session_name, expected);
+    }
+
+    #[test]
+    fn sts_endpoint_from_the_service_account_wins_over_the_setting() {
+        let settings = Settings {
+            sts_endpoint_url: Some("https://sts.us-east-1.amazonaws.com".into()),
+            ..Default::default()
+        };
+        let config = Config::from_settings(&settings).unwrap();
+        let vpce = "https://vpce-0a1b2c3d-4e5f6a7b.sts.us-east-1.vpce.amazonaws.com";
+        let annotated = sa(&[
+            ("eks.amazonaws.com/role-arn", ROLE),
+            ("irsa-policy.io/sts-endpoint", vpce),
+        ]);
+        let resolved = resolve_for(&config, &annotated, &plain_pod())
+            .unwrap()
+            .unwrap();
+        assert_eq!(resolved.injection.sts_endpoint.as_deref(), Some(vpce));
+        let plain = sa(&[("eks.amazonaws.com/role-arn", ROLE)]);
+        let resolved = resolve_for(&config, &plain, &plain_pod()).unwrap().unwrap();
+        assert_eq!(
+            resolved.injection.sts_endpoint.as_deref(),
+            Some("https://sts.us-east-1.amazonaws.com")
+        );
+        assert_eq!(injection(&plain, &plain_pod()).sts_endpoint, None);
+    }
+
+    #[rstest]
+    #[case("http://sts.us-east-1.amazonaws.com")]
+    #[case("sts.us-east-1.amazonaws.com")]
+    #[case("https://")]
+    fn rejects_an_sts_endpoint_annotation_that_is_not_an_https_url(#[case] value: &str) {
+        let account = sa(&[
+            ("eks.amazonaws.com/role-arn", ROLE),
+            ("irsa-policy.io/sts-endpoint", value),
+        ]);
+        let err = resolve_for(&config(), &account, &plain_pod())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "ServiceAccount team-a/default: annotation irsa-policy.io/sts-endpoint={value:?} \
+                 is not an https:// URL with a host, such as https://sts.us-east-1.amazonaws.com"
+            )
+        );
     }
 }

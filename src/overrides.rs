@@ -5,7 +5,7 @@
 
 use crate::role_arn::RoleArn;
 use crate::token::TokenExpiration;
-use crate::values::{Audience, Region};
+use crate::values::{Audience, Region, StsEndpoint};
 
 /// Every field is optional: `None` is "this source says nothing", and the
 /// next source (finally the settings) decides.
@@ -16,6 +16,7 @@ pub struct Overrides {
     pub sts_regional_endpoints: Option<bool>,
     pub token_expiration: Option<Expiration>,
     pub region: Option<Region>,
+    pub sts_endpoint: Option<StsEndpoint>,
 }
 
 /// A token lifetime, and the warning its author should see if it was moved

@@ -112,6 +112,7 @@ impl RoleMapping {
                     sts_regional_endpoints: entry.sts_regional_endpoints,
                     token_expiration: token_expiration.map(Into::into),
                     region: None,
+                    sts_endpoint: None,
                 },
             ));
         }

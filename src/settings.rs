@@ -11,7 +11,9 @@ use crate::error::PolicyError;
 use crate::guardrails::{Guardrails, RoleRule};
 use crate::role_mapping::{ComposeRoleArn, RoleMapping, ServiceAccountMapping};
 use crate::token::TokenExpiration;
-use crate::values::{AnnotationPrefix, Audience, Checked, MountPath, Region, VolumeName};
+use crate::values::{
+    AnnotationPrefix, Audience, Checked, MountPath, Region, StsEndpoint, VolumeName,
+};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
@@ -34,6 +36,7 @@ pub struct Settings {
     pub token_volume_name: String,
     pub aws_default_region: Option<String>,
     pub sts_regional_endpoints: bool,
+    pub sts_endpoint_url: Option<String>,
     pub role_session_name: bool,
     pub extension_annotation_prefix: String,
     pub allowed_role_arns: Vec<RoleRule>,
@@ -57,6 +60,7 @@ impl Default for Settings {
             token_volume_name: DEFAULT_VOLUME_NAME.into(),
             aws_default_region: None,
             sts_regional_endpoints: false,
+            sts_endpoint_url: None,
             role_session_name: false,
             extension_annotation_prefix: DEFAULT_EXTENSION_PREFIX.into(),
             allowed_role_arns: Vec::new(),
@@ -137,6 +141,8 @@ pub struct Config {
     pub volume_name: VolumeName,
     pub region: Option<Region>,
     pub sts_regional_endpoints: bool,
+    /// `AWS_ENDPOINT_URL_STS` for web identity pods, when set.
+    pub sts_endpoint: Option<StsEndpoint>,
     pub role_session_name: bool,
     pub guardrails: Guardrails,
     pub role_mapping: RoleMapping,
@@ -173,6 +179,10 @@ impl Config {
             None | Some("") => None,
             Some(region) => Some(Region::setting("awsDefaultRegion", "", region)?),
         };
+        let sts_endpoint = match s.sts_endpoint_url.as_deref() {
+            None | Some("") => None,
+            Some(url) => Some(StsEndpoint::setting("stsEndpointUrl", "", url)?),
+        };
         Ok(Self {
             annotations: AnnotationKeys::new(&annotation_prefix),
             extension: ExtensionKeys::new(&extension_prefix),
@@ -182,6 +192,7 @@ impl Config {
             volume_name,
             region,
             sts_regional_endpoints: s.sts_regional_endpoints,
+            sts_endpoint,
             role_session_name: s.role_session_name,
             guardrails: Guardrails::from_settings(
                 &s.allowed_role_arns,
@@ -304,6 +315,10 @@ mod tests {
     #[case(r#"{"tokenVolumeName":""}"#, "tokenVolumeName")]
     #[case(r#"{"awsDefaultRegion":"useast1"}"#, "awsDefaultRegion = \"useast1\"")]
     #[case(r#"{"awsDefaultRegion":"US-EAST-1"}"#, "awsDefaultRegion")]
+    #[case(
+        r#"{"stsEndpointUrl":"http://sts.amazonaws.com"}"#,
+        "stsEndpointUrl = \"http://sts.amazonaws.com\": must be an https:// URL with a host"
+    )]
     fn validate_settings_rejects_each_bad_value_naming_it(#[case] json: &str, #[case] named: &str) {
         let settings = Settings::from_json(json.as_bytes()).unwrap();
         let err = settings.validate().unwrap_err();

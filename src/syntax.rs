@@ -37,6 +37,16 @@ pub fn mount_path(value: &str) -> Option<&str> {
     ok.then_some(path)
 }
 
+/// A URL with one of `schemes` and a host: what the AWS SDKs need for an
+/// endpoint. A bare address (no scheme) or a URL without a host is not one.
+pub fn is_url_with_host(value: &str, schemes: &[&str]) -> bool {
+    schemes
+        .iter()
+        .find_map(|scheme| value.strip_prefix(scheme))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !value.contains(char::is_whitespace)
+}
+
 /// `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`, `us-isob-east-1`.
 pub fn is_region(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();

@@ -6,7 +6,9 @@
 //! a setting is refused with "must be <that>", an annotation with "is not <that>".
 
 use crate::error::{shorten, PolicyError, MAX_QUOTED};
-use crate::syntax::{is_audience, is_dns_label, is_dns_subdomain, is_region, mount_path};
+use crate::syntax::{
+    is_audience, is_dns_label, is_dns_subdomain, is_region, is_url_with_host, mount_path,
+};
 
 /// A string value with a shape to check.
 pub trait Checked: Sized {
@@ -94,6 +96,14 @@ checked_string!(
     Region,
     "an AWS region such as us-east-1 or eu-central-1",
     |v| is_region(v).then_some(v)
+);
+
+checked_string!(
+    /// The STS endpoint the SDKs call (`AWS_ENDPOINT_URL_STS`), such as an
+    /// interface VPC endpoint's: STS takes only https.
+    StsEndpoint,
+    "an https:// URL with a host, such as https://sts.us-east-1.amazonaws.com",
+    |v| is_url_with_host(v, &["https://"]).then_some(v)
 );
 
 checked_string!(
