@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod aws_env;
 pub mod credentials;
 pub mod diagnose;
 pub mod error;

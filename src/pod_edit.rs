@@ -7,17 +7,15 @@
 //! field newer than `k8s-openapi`) come back exactly as they came in: the
 //! official webhook rewrote whole container lists and dropped them (its #208).
 
+use crate::aws_env::{Group, Source, Variable, GROUPS};
+use crate::credentials::Credentials;
 use crate::error::PolicyError;
 use crate::injection::Injection;
 use crate::pod::describe;
 use crate::token::{classify_volume, token_volume, ExistingVolume};
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-pub const AWS_STS_REGIONAL_ENDPOINTS: &str = "AWS_STS_REGIONAL_ENDPOINTS";
-pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-pub const AWS_REGION: &str = "AWS_REGION";
-pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
+use std::fmt;
 
 /// Which containers of the pod the edit is for.
 #[derive(Debug, Clone, Copy)]
@@ -64,14 +62,42 @@ pub struct Plan {
     pub injected: Vec<String>,
     /// Containers left alone because of the container annotations.
     pub skipped: Vec<String>,
-    /// `container: VARIABLE` for each variable the policy would have set but
-    /// the container sets itself (or leaves to `envFrom`).
-    pub kept: Vec<String>,
+    /// The variables the policy would have set but the container sets itself
+    /// (or leaves to `envFrom`).
+    pub kept: Vec<Kept>,
     /// Names in the container annotations that match no container of the pod.
     pub unknown_names: Vec<String>,
     /// Why new ephemeral containers get nothing, when their pod has no usable
     /// token volume.
     pub no_volume: Option<String>,
+}
+
+/// A group of variables a container keeps for itself, for the decision log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub container: String,
+    pub reason: KeptReason,
+}
+
+/// Why a container gets none of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptReason {
+    /// The container sets this variable of the group itself.
+    SetByContainer(&'static str),
+    /// `skipRegionWithEnvFrom`: the group is left to the container's `envFrom`.
+    LeftToEnvFrom(&'static Group),
+}
+
+/// `app: AWS_REGION`, `app: region left to envFrom`.
+impl fmt::Display for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            KeptReason::SetByContainer(variable) => write!(f, "{}: {variable}", self.container),
+            KeptReason::LeftToEnvFrom(group) => {
+                write!(f, "{}: {} left to envFrom", self.container, group.name)
+            }
+        }
+    }
 }
 
 impl PodEdit {
@@ -232,8 +258,11 @@ pub fn plan(
             }
             let has_mount = token_mount(container, name, pod_label, injection, &shapes, &path)?;
             let mut env = Vec::new();
-            for kept in missing_env(container, injection, &shapes, &path, &mut env)? {
-                result.kept.push(format!("{name}: {kept}"));
+            for reason in missing_env(container, injection, &shapes, &path, &mut env)? {
+                result.kept.push(Kept {
+                    container: name.to_owned(),
+                    reason,
+                });
             }
             if !has_mount || !env.is_empty() {
                 result.edit.containers.push(ContainerEdit {
@@ -404,64 +433,70 @@ fn token_mount(
     Ok(has_mount)
 }
 
-/// The variables this container lacks, in the official webhook's order, and
-/// what the container keeps for itself. The credentials pair and the region
-/// pair are set together or not at all: half of a pair from the user and half
-/// from us would mix two configurations.
+/// The variables this container lacks, group by group in the table's order
+/// (see `aws_env`), and why it gets none of a group the injection has.
 fn missing_env(
     container: &Value,
     injection: &Injection,
     shapes: &Shapes,
     path: &dyn Fn() -> String,
     out: &mut Vec<Value>,
-) -> Result<Vec<&'static str>, PolicyError> {
+) -> Result<Vec<KeptReason>, PolicyError> {
     let vars = shapes.list(container, "env", &|| format!("{}.env", path()))?;
     let mut names = Vec::with_capacity(vars.len());
     for (index, var) in vars.iter().enumerate() {
         names.push(shapes.string(var, "name", &|| format!("{}.env[{index}]", path()))?);
     }
-    let has = |name: &str| names.contains(&name);
-    let credentials = injection.credentials.env(&injection.token_file);
-    let region_from_env_from = injection.skip_region_with_env_from
+    let env_from = injection.skip_region_with_env_from
         && container["envFrom"]
             .as_array()
             .is_some_and(|sources| !sources.is_empty());
 
     let mut kept = Vec::new();
-    let mut keep = |wanted: bool, name: &'static str| {
-        if wanted && has(name) {
-            kept.push(name);
+    // Reasons other than the container's own variables come after all of those.
+    let mut left_to_env_from = Vec::new();
+    let wanted = |v: &Variable| value(v.source, injection).is_some();
+    for group in GROUPS {
+        if !group.variables.iter().all(wanted) {
+            continue;
         }
-    };
-    keep(injection.sts_regional_endpoints, AWS_STS_REGIONAL_ENDPOINTS);
-    keep(injection.region.is_some(), AWS_DEFAULT_REGION);
-    keep(injection.region.is_some(), AWS_REGION);
-    keep(true, credentials[0].0);
-    keep(true, credentials[1].0);
-    keep(injection.session_name, AWS_ROLE_SESSION_NAME);
-
-    if injection.sts_regional_endpoints && !has(AWS_STS_REGIONAL_ENDPOINTS) {
-        out.push(env_value(AWS_STS_REGIONAL_ENDPOINTS, "regional"));
-    }
-    if let Some(region) = &injection.region {
-        if region_from_env_from {
-            kept.push("region left to envFrom");
-        } else if !has(AWS_DEFAULT_REGION) && !has(AWS_REGION) {
-            out.push(env_value(AWS_DEFAULT_REGION, region));
-            out.push(env_value(AWS_REGION, region));
+        let before = kept.len();
+        for variable in group.variables {
+            if names.contains(&variable.name) {
+                kept.push(KeptReason::SetByContainer(variable.name));
+            }
+        }
+        if group.left_to_env_from && env_from {
+            left_to_env_from.push(KeptReason::LeftToEnvFrom(group));
+        } else if kept.len() == before {
+            out.extend(group.variables.iter().filter_map(|variable| {
+                Some(env_var(variable.name, value(variable.source, injection)?))
+            }));
         }
     }
-    if !has(credentials[0].0) && !has(credentials[1].0) {
-        out.extend(
-            credentials
-                .iter()
-                .map(|(name, value)| env_value(name, value)),
-        );
-    }
-    if injection.session_name && !has(AWS_ROLE_SESSION_NAME) {
-        out.push(session_name_from_pod_name());
-    }
+    kept.append(&mut left_to_env_from);
     Ok(kept)
+}
+
+/// A variable's value for this pod, or `None` when the pod does not get it.
+enum EnvValue<'a> {
+    Text(&'a str),
+    PodName,
+}
+
+fn value(source: Source, injection: &Injection) -> Option<EnvValue<'_>> {
+    let text = match (source, &injection.credentials) {
+        (Source::RegionalSts, _) => injection.sts_regional_endpoints.then_some("regional"),
+        (Source::Region, _) => injection.region.as_deref(),
+        (Source::RoleArn, Credentials::WebIdentity { role_arn }) => Some(role_arn.as_str()),
+        (Source::FullUri, Credentials::ContainerCredentials { full_uri }) => {
+            Some(full_uri.as_str())
+        }
+        (Source::RoleArn | Source::FullUri, _) => None,
+        (Source::TokenFile, _) => Some(injection.token_file.as_str()),
+        (Source::PodName, _) => return injection.session_name.then_some(EnvValue::PodName),
+    };
+    text.map(EnvValue::Text)
 }
 
 // The pieces the policy adds, as the few typed fields they need: k8s-openapi's
@@ -500,20 +535,20 @@ struct VolumeMount<'a> {
     read_only: bool,
 }
 
-fn env_value(name: &str, value: &str) -> Value {
-    to_json(EnvVar { name, value })
-}
-
-/// `AWS_ROLE_SESSION_NAME` from the downward API, so it is the pod's real name.
-fn session_name_from_pod_name() -> Value {
-    to_json(EnvVarFromField {
-        name: AWS_ROLE_SESSION_NAME,
-        value_from: FieldRefSource {
-            field_ref: FieldRef {
-                field_path: "metadata.name",
+fn env_var(name: &'static str, value: EnvValue) -> Value {
+    match value {
+        EnvValue::Text(value) => to_json(EnvVar { name, value }),
+        // From the downward API, so it is the pod's real name even for
+        // `generateName` pods.
+        EnvValue::PodName => to_json(EnvVarFromField {
+            name,
+            value_from: FieldRefSource {
+                field_ref: FieldRef {
+                    field_path: "metadata.name",
+                },
             },
-        },
-    })
+        }),
+    }
 }
 
 fn mount(injection: &Injection) -> Value {
