@@ -618,6 +618,12 @@ mod tests {
         }
     }
 
+    /// The volume the policy adds for [`web_identity`], with these seconds.
+    fn role_token_volume(seconds: i64) -> Value {
+        let expiration = TokenExpiration::within_bounds(seconds).unwrap();
+        token_volume("aws-iam-token", "sts.amazonaws.com", expiration, "token")
+    }
+
     fn pod(containers: Value) -> Value {
         json!({"metadata": {"name": "web"}, "spec": {"containers": containers}})
     }
@@ -839,15 +845,7 @@ mod tests {
         );
         let volumes = pod["spec"]["volumes"].as_array().unwrap();
         assert_eq!(volumes.len(), 2);
-        assert_eq!(
-            volumes[1],
-            token_volume(
-                "aws-iam-token",
-                "sts.amazonaws.com",
-                TokenExpiration::within_bounds(86_400).unwrap(),
-                "token"
-            )
-        );
+        assert_eq!(volumes[1], role_token_volume(86_400));
     }
 
     #[rstest]
@@ -862,12 +860,7 @@ mod tests {
 
     #[test]
     fn the_pods_own_token_volume_is_reused() {
-        let volume = token_volume(
-            "aws-iam-token",
-            "sts.amazonaws.com",
-            TokenExpiration::within_bounds(3600).unwrap(),
-            "token",
-        );
+        let volume = role_token_volume(3600);
         let mut pod = app(json!(null));
         pod["spec"]["volumes"] = json!([volume]);
         let (pod, _) = edited(pod, &web_identity());
@@ -976,12 +969,7 @@ mod tests {
 
     #[test]
     fn new_ephemeral_containers_only_and_only_with_the_token_volume() {
-        let volume = token_volume(
-            "aws-iam-token",
-            "sts.amazonaws.com",
-            TokenExpiration::within_bounds(86_400).unwrap(),
-            "token",
-        );
+        let volume = role_token_volume(86_400);
         let mut pod = json!({"metadata": {"name": "web"}, "spec": {
             "containers": [{"name": "app"}],
             "ephemeralContainers": [{"name": "old"}, {"name": "debugger"}]}});
