@@ -1,6 +1,7 @@
 //! Every environment variable the policy puts in a container: its name, the
 //! group it is set with, and where its value comes from, in the order the
-//! official webhook (`amazon-eks-pod-identity-webhook`) writes them.
+//! official webhook (`amazon-eks-pod-identity-webhook`) writes them; the
+//! session name, which it does not set (its #112), comes last.
 //!
 //! A group is set whole or not at all: a container that already has any
 //! variable of a group keeps its own and gets none of the group, because half
@@ -67,7 +68,7 @@ const fn var(name: &'static str, source: Source) -> Variable {
     Variable { name, source }
 }
 
-/// Every group, in the official webhook's order. The two credentials groups
+/// Every group, in the official webhook's order, the session name last. The two credentials groups
 /// exclude each other: a pod gets a role or container credentials.
 pub const GROUPS: &[Group] = &[
     Group {
