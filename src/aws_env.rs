@@ -68,8 +68,9 @@ const fn var(name: &'static str, source: Source) -> Variable {
     Variable { name, source }
 }
 
-/// Every group, in the official webhook's order, the session name last. The two credentials groups
-/// exclude each other: a pod gets a role or container credentials.
+/// Every group, in the official webhook's order, the session name last. The
+/// two credentials groups exclude each other: a pod gets a role or container
+/// credentials.
 pub const GROUPS: &[Group] = &[
     Group {
         name: "regional STS",
