@@ -132,7 +132,8 @@ fn inject(
            "tokenFile" => &injection.token_file, "region" => injection.region.as_deref().unwrap_or(""),
            "stsRegionalEndpoints" => injection.sts_regional_endpoints,
            "containers" => plan.injected.join(","), "skippedContainers" => plan.skipped.join(","),
-           "keptVariables" => plan.kept.join("; "));
+           "keptVariables" => plan.kept.iter().map(ToString::to_string)
+               .collect::<Vec<_>>().join("; "));
     if plan.edit.is_empty() {
         let reason = match (&plan.no_volume, plan.injected.is_empty()) {
             (Some(_), _) => "no usable token volume for the new ephemeral containers",

@@ -9,7 +9,7 @@
 //! is never edited: it is compared with what the same resolution would give it
 //! now, and a pod that differs is refused with what to run.
 
-use crate::credentials::AWS_ROLE_ARN;
+use crate::aws_env::AWS_ROLE_ARN;
 use crate::error::PolicyError;
 use crate::injection::Injection;
 use serde_json::Value;

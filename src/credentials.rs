@@ -9,11 +9,6 @@ use crate::syntax::is_url_with_host;
 use crate::values::{Audience, Checked, MountPath, ServiceAccountRef, VolumeName};
 use serde::{Deserialize, Serialize};
 
-pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
-pub const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
-pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
-pub const AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE";
-
 /// The label the official webhook puts on pods it gives container credentials.
 pub const POD_IDENTITY_LABEL: (&str, &str) = ("eks.amazonaws.com/pod-identity", "enabled");
 
@@ -25,21 +20,6 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// The two variables that select these credentials; they are set together
-    /// or, when a container already has either, not at all.
-    pub fn env<'a>(&'a self, token_file: &'a str) -> [(&'static str, &'a str); 2] {
-        match self {
-            Credentials::WebIdentity { role_arn } => [
-                (AWS_ROLE_ARN, role_arn.as_str()),
-                (AWS_WEB_IDENTITY_TOKEN_FILE, token_file),
-            ],
-            Credentials::ContainerCredentials { full_uri } => [
-                (AWS_CONTAINER_CREDENTIALS_FULL_URI, full_uri.as_str()),
-                (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, token_file),
-            ],
-        }
-    }
-
     /// The role, for web identity credentials.
     pub fn role_arn(&self) -> Option<&str> {
         match self {

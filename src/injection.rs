@@ -16,6 +16,7 @@
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
 use crate::annotations::{parse_name_list, pod_overrides, service_account_overrides};
+use crate::aws_env::AWS_ROLE_SESSION_NAME;
 use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
 use crate::error::PolicyError;
 use crate::overrides::{Overrides, Precedence};
@@ -236,7 +237,7 @@ fn session_name_fits(pod: &PodFacts, warnings: &mut Vec<String>) -> bool {
             let fits = name.len() <= MAX_SESSION_NAME;
             if !fits {
                 warnings.push(format!(
-                    "AWS_ROLE_SESSION_NAME not set: pod name is longer than {MAX_SESSION_NAME} characters"
+                    "{AWS_ROLE_SESSION_NAME} not set: pod name is longer than {MAX_SESSION_NAME} characters"
                 ));
             }
             fits

@@ -8,6 +8,7 @@
 pub mod admission;
 pub(crate) mod annotations;
 pub(crate) mod audit;
+pub mod aws_env;
 pub(crate) mod credentials;
 pub(crate) mod diagnose;
 pub mod error;

@@ -11,6 +11,7 @@
 //! `PROPTEST_CASES` sets how many pods are tried (256 by default in CI).
 
 use irsa_policy::admission::Decision;
+use irsa_policy::aws_env;
 use irsa_policy::invariants::{lossless, no_duplicates};
 use irsa_policy::review;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
@@ -31,18 +32,19 @@ const NAMES: [&str; 8] = [
     "debug",
     "c7",
 ];
-const ENV_NAMES: [&str; 10] = [
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_STS_REGIONAL_ENDPOINTS",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "LOG_LEVEL",
-    "DB_URL",
-];
+/// Every variable the policy sets (from its own table) and two it never does.
+fn env_names() -> Vec<&'static str> {
+    aws_env::names().chain(["LOG_LEVEL", "DB_URL"]).collect()
+}
+
+/// The variables that give a container credentials, ours or the user's.
+fn credentials_names() -> Vec<&'static str> {
+    aws_env::GROUPS
+        .iter()
+        .filter(|group| group.is_credentials())
+        .flat_map(|group| group.variables.iter().map(|v| v.name))
+        .collect()
+}
 const VOLUME_NAMES: [&str; 5] = [
     "data",
     "cache",
@@ -88,11 +90,12 @@ fn unknown_fields() -> impl Strategy<Value = Map<String, Value>> {
 }
 
 fn env_var() -> impl Strategy<Value = (usize, Value)> {
-    (0..ENV_NAMES.len(), any::<bool>(), "[a-z0-9:/.-]{0,20}").prop_map(|(i, from_secret, value)| {
+    let names = env_names();
+    (0..names.len(), any::<bool>(), "[a-z0-9:/.-]{0,20}").prop_map(move |(i, from_secret, value)| {
         let var = if from_secret {
-            json!({"name": ENV_NAMES[i], "valueFrom": {"secretKeyRef": {"name": "s", "key": value}}})
+            json!({"name": names[i], "valueFrom": {"secretKeyRef": {"name": "s", "key": value}}})
         } else {
-            json!({"name": ENV_NAMES[i], "value": value})
+            json!({"name": names[i], "value": value})
         };
         (i, var)
     })
@@ -333,8 +336,7 @@ proptest! {
                     let env = names(&after["env"]);
                     prop_assert!(mounts.iter().any(|m| *m == "aws-iam-token" || *m == "eks-pod-identity-token"),
                         "container {} was changed but has no token mount", after["name"]);
-                    prop_assert!(env.iter().any(|e| ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"].contains(e)),
+                    prop_assert!(env.iter().any(|e| credentials_names().contains(e)),
                         "container {} was changed but has no credentials", after["name"]);
                 }
                 // User values win: every variable of the input keeps its value

@@ -10,21 +10,15 @@ use irsa_policy::invariants::no_duplicates;
 use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
 
 #[path = "common.rs"]
 mod common;
 
 const NAMES: [&str; 6] = ["app", "worker", "proxy", "init", "", "c5"];
-const ENV: [&str; 8] = [
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_STS_REGIONAL_ENDPOINTS",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "X",
-];
+/// Every variable the policy sets, from its own table, and one it never does.
+static ENV: LazyLock<Vec<&str>> =
+    LazyLock::new(|| irsa_policy::aws_env::names().chain(["X"]).collect());
 const VOLUMES: [&str; 4] = ["data", "aws-iam-token", "eks-pod-identity-token", "cache"];
 const PATHS: [&str; 5] = [
     "/data",
