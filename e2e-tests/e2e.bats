@@ -264,3 +264,7 @@ load helpers
 @test "the audit reports a running pod whose token audience changed" {
   run_case audit-token-audience-changed
 }
+
+@test "the ServiceAccount's sts-endpoint annotation injects AWS_ENDPOINT_URL_STS over the setting (official #52)" {
+  run_case sts-endpoint-from-service-account
+}

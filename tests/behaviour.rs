@@ -1437,3 +1437,90 @@ fn only_a_request_whose_uid_is_the_pods_own_is_an_audit() {
         Decision::Mutate { .. }
     ));
 }
+
+// -- STS endpoint (VPC endpoints, official #52) --------------------------------
+
+const VPC_ENDPOINT: &str =
+    "https://vpce-0a1b2c3d4e5f6a7b8-abcdefgh.sts.us-east-1.vpce.amazonaws.com";
+
+#[test]
+fn sts_endpoint_is_injected_from_the_setting_or_the_service_account() {
+    let settings = json!({"stsEndpointUrl": "https://sts.us-east-1.amazonaws.com"});
+    let pod = mutated(app_pod(), role_account(), settings.clone());
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ENDPOINT_URL_STS").unwrap()["value"],
+        "https://sts.us-east-1.amazonaws.com"
+    );
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("irsa-policy.io/sts-endpoint", VPC_ENDPOINT),
+    ]);
+    let pod = mutated(app_pod(), account, settings);
+    assert_eq!(
+        env_names(container(&pod, "app")),
+        [
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ENDPOINT_URL_STS"
+        ]
+    );
+    assert_eq!(
+        env_value(container(&pod, "app"), "AWS_ENDPOINT_URL_STS").unwrap()["value"],
+        VPC_ENDPOINT
+    );
+    // Nothing set: nothing injected.
+    let pod = mutated(app_pod(), role_account(), json!({}));
+    assert!(env_value(container(&pod, "app"), "AWS_ENDPOINT_URL_STS").is_none());
+}
+
+#[test]
+fn a_containers_own_sts_endpoint_is_kept() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "env": [{"name": "AWS_ENDPOINT_URL_STS", "value": "https://own.example.com"}]}]}),
+    );
+    let pod = mutated(
+        pod,
+        role_account(),
+        json!({"stsEndpointUrl": "https://sts.us-east-1.amazonaws.com"}),
+    );
+    let app = container(&pod, "app");
+    assert_eq!(
+        env_value(app, "AWS_ENDPOINT_URL_STS").unwrap()["value"],
+        "https://own.example.com"
+    );
+    assert_eq!(
+        env_names(app)
+            .iter()
+            .filter(|n| **n == "AWS_ENDPOINT_URL_STS")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn rejects_an_sts_endpoint_that_is_not_an_https_url() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        (
+            "irsa-policy.io/sts-endpoint",
+            "http://sts.us-east-1.amazonaws.com",
+        ),
+    ]);
+    assert_eq!(
+        rejection(app_pod(), account, json!({})),
+        "ServiceAccount team-a/app: annotation irsa-policy.io/sts-endpoint=\"http://sts.us-east-1.amazonaws.com\" \
+         is not an https:// URL with a host, such as https://sts.us-east-1.amazonaws.com"
+    );
+    let decision = evaluate(
+        app_pod(),
+        role_account(),
+        json!({"stsEndpointUrl": "sts.amazonaws.com"}),
+    );
+    let Decision::Reject(error) = decision else {
+        panic!("{decision:?}")
+    };
+    assert!(error.to_string().starts_with(
+        "invalid setting stsEndpointUrl = \"sts.amazonaws.com\": must be an https:// URL"
+    ));
+}
