@@ -183,9 +183,14 @@ impl Shapes<'_> {
         field: &str,
         path: &dyn Fn() -> String,
     ) -> Result<&'v str, PolicyError> {
-        match &item[field] {
-            Value::String(value) => Ok(value),
-            other if item.is_object() => {
+        match (item.get(field), item.is_object()) {
+            (Some(Value::String(value)), _) => Ok(value),
+            (None, true) => Err(PolicyError::MissingPodField {
+                pod: self.pod.to_owned(),
+                field: format!("{}.{field}", path()),
+                expected: "a string",
+            }),
+            (Some(other), true) => {
                 Err(self.error(&|| format!("{}.{field}", path()), "a string", other))
             }
             _ => Err(self.error(path, "an object", item)),
@@ -394,7 +399,7 @@ fn token_mount(
                 return Err(PolicyError::TokenVolumeMountedElsewhere {
                     pod: pod_label.to_owned(),
                     container: container_name.to_owned(),
-                    found: format!("volume {volume:?} at {mount_path}"),
+                    found: format!("volume {volume:?} at {mount_path:?}"),
                     path: injection.mount_path.clone(),
                     skip_annotation: injection.containers.skip_annotation.clone(),
                 })

@@ -593,7 +593,20 @@ fn rejects_the_token_volume_mounted_at_another_path() {
     );
     let message = rejection(pod, role_account(), json!({}));
     assert!(
-        message.contains("container \"app\" mounts volume \"aws-iam-token\" at /token"),
+        message.contains("container \"app\" mounts volume \"aws-iam-token\" at \"/token\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_empty_mount_path_is_quoted_in_the_message() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "volumeMounts": [{"name": "aws-iam-token", "mountPath": ""}]}]}),
+    );
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains("mounts volume \"aws-iam-token\" at \"\", but the policy mounts it at"),
         "{message}"
     );
 }
@@ -797,8 +810,9 @@ fn any_other_lookup_failure_is_refused_with_its_first_line() {
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": {"name": "app"}}}), "spec.containers must be a list, found an object")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": ["app"]}}), "spec.containers[0] must be an object, found string \"app\"")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": "A=1"}]}}), "spec.containers[0].env must be a list")]
-#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": [{"value": "x"}]}]}}), "spec.containers[0].env[0].name must be a string, found null")]
-#[case(json!({"spec": {"serviceAccountName": "app", "initContainers": [{"name": "i", "volumeMounts": [{"name": "x"}]}]}}), "spec.initContainers[0].volumeMounts[0].mountPath must be a string, found null")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": [{"value": "x"}]}]}}), "spec.containers[0].env[0].name is missing; it must be a string")]
+#[case(json!({"spec": {"serviceAccountName": "app", "initContainers": [{"name": "i", "volumeMounts": [{"name": "x"}]}]}}), "spec.initContainers[0].volumeMounts[0].mountPath is missing; it must be a string")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "a", "volumeMounts": [{"name": "x", "mountPath": null}]}]}}), "spec.containers[0].volumeMounts[0].mountPath must be a string, found null")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app"}], "volumes": {}}}), "spec.volumes must be a list")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": 5}]}}), "spec.containers[0].name must be a string, found number 5")]
 fn rejects_a_malformed_pod_naming_the_field(#[case] pod: Value, #[case] message: &str) {
