@@ -240,3 +240,11 @@ load helpers
 @test "a pod created without the token volume cannot get one later: its new ephemeral containers are let through with a warning" {
   run_case ephemeral-containers-without-token-volume
 }
+
+@test "values Go's parsers read are read: sts-regional-endpoints \"t\" (strconv.ParseBool), token-expiration \"+3600\" (strconv.ParseInt); the pod's empty token-expiration means unset" {
+  run_case go-parsed-annotation-values
+}
+
+@test "an sts-regional-endpoints value Go's strconv.ParseBool does not read (\"tRuE\") is refused, naming it" {
+  run_case reject-regional-sts-go-does-not-read
+}

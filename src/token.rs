@@ -34,17 +34,22 @@ impl TokenExpiration {
         }
     }
 
-    /// For annotations: a whole number of seconds, clamped into range as the
-    /// official webhook does for short values. The flag says whether it was
-    /// clamped, so the pod's author can be warned.
+    /// For annotations: what the official webhook reads with Go's
+    /// `strconv.ParseInt(value, 10, 64)` (an optional `+` or `-`, decimal
+    /// digits, no spaces, within 64 bits), clamped into range; it raises short
+    /// (and negative) values to 600 too. The flag says whether it was clamped,
+    /// so the pod's author can be warned.
     pub fn from_annotation(value: &str) -> Result<(Self, bool), String> {
-        let digits = value.trim();
+        let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err("is not a whole number of seconds".into());
         }
-        // All digits: the only parse failure left is overflow, which is "too long".
-        let asked: u64 = digits.parse().unwrap_or(u64::MAX);
-        let clamped = asked.clamp(u64::from(Self::MIN), u64::from(Self::MAX));
+        // A sign and digits: the only parse failure left is overflow, which
+        // Go's parser refuses as out of range.
+        let asked: i64 = value
+            .parse()
+            .map_err(|_| "is a whole number beyond 64 bits".to_owned())?;
+        let clamped = asked.clamp(i64::from(Self::MIN), i64::from(Self::MAX));
         Ok((Self(clamped as u32), clamped != asked))
     }
 }
@@ -187,13 +192,17 @@ mod tests {
 
     #[rstest]
     #[case("3600", 3600, false)]
-    #[case(" 7200 ", 7200, false)]
+    #[case("+7200", 7200, false)]
+    #[case("007200", 7200, false)]
     #[case("600", 600, false)]
     #[case("86400", 86400, false)]
     #[case("60", 600, true)]
     #[case("0", 600, true)]
+    #[case("-0", 600, true)]
+    #[case("-600", 600, true)]
+    #[case("-9223372036854775808", 600, true)]
     #[case("100000", 86400, true)]
-    #[case("99999999999999999999", 86400, true)]
+    #[case("9223372036854775807", 86400, true)]
     fn clamps_annotation_expiration_into_range(
         #[case] value: &str,
         #[case] seconds: u32,
@@ -204,13 +213,23 @@ mod tests {
         assert_eq!(was_clamped, clamped);
     }
 
+    // Go's strconv.ParseInt(value, 10, 64) refuses each of these, so the
+    // official webhook ignores them; the policy refuses them by name.
     #[rstest]
     #[case("1h")]
-    #[case("-600")]
     #[case("")]
     #[case("3600.5")]
-    #[case("+600")]
-    fn rejects_expiration_that_is_not_whole_seconds(#[case] value: &str) {
+    #[case(" 7200 ")]
+    #[case("7200 ")]
+    #[case("+")]
+    #[case("+-600")]
+    #[case("1_000")]
+    #[case("0x600")]
+    #[case("\u{0663}600")]
+    #[case("9223372036854775808")]
+    #[case("99999999999999999999")]
+    #[case("-9223372036854775809")]
+    fn rejects_what_go_parse_int_refuses(#[case] value: &str) {
         assert!(TokenExpiration::from_annotation(value).is_err());
     }
 

@@ -271,6 +271,126 @@ fn service_account_regional_sts_annotation_wins_over_settings() {
     );
 }
 
+// Go's strconv.ParseBool, as the official webhook reads the annotation.
+#[rstest]
+#[case("1", true)]
+#[case("t", true)]
+#[case("T", true)]
+#[case("TRUE", true)]
+#[case("true", true)]
+#[case("True", true)]
+#[case("0", false)]
+#[case("f", false)]
+#[case("F", false)]
+#[case("FALSE", false)]
+#[case("false", false)]
+#[case("False", false)]
+fn reads_regional_sts_values_as_go_parse_bool(#[case] value: &str, #[case] regional: bool) {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/sts-regional-endpoints", value),
+    ]);
+    let pod = mutated(
+        app_pod(),
+        account,
+        json!({"stsRegionalEndpoints": !regional}),
+    );
+    assert_eq!(
+        env_names(container(&pod, "app")).contains(&"AWS_STS_REGIONAL_ENDPOINTS"),
+        regional,
+        "{value:?}"
+    );
+}
+
+// Values Go's strconv.ParseBool refuses: the official webhook ignores them,
+// the policy refuses them by name.
+#[rstest]
+#[case("tRuE")]
+#[case(" true")]
+#[case("true ")]
+#[case("yes")]
+#[case("")]
+fn refuses_regional_sts_values_go_does_not_read(#[case] value: &str) {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/sts-regional-endpoints", value),
+    ]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.contains(&format!(
+            "annotation eks.amazonaws.com/sts-regional-endpoints={value:?} is not a boolean"
+        )),
+        "{message}"
+    );
+}
+
+// Go's strconv.ParseInt(value, 10, 64), then clamped into 600..86400.
+#[rstest]
+#[case("+3600", 3600, false)]
+#[case("0003600", 3600, false)]
+#[case("-60", 600, true)]
+#[case("9223372036854775807", 86400, true)]
+fn reads_token_expiration_as_go_parse_int(
+    #[case] value: &str,
+    #[case] seconds: u32,
+    #[case] warned: bool,
+) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": value});
+    let Decision::Mutate { pod, warnings } = evaluate(pod, role_account(), json!({})) else {
+        panic!("expected a mutation for {value:?}");
+    };
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", seconds)
+    );
+    assert_eq!(!warnings.is_empty(), warned, "{warnings:?}");
+}
+
+#[rstest]
+#[case(" 3600")]
+#[case("3600 ")]
+#[case("1_000")]
+#[case("9223372036854775808")]
+fn refuses_token_expiration_values_go_does_not_read(#[case] value: &str) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": value});
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains(&format!(
+            "pod team-a/web: annotation eks.amazonaws.com/token-expiration={value:?} is"
+        )),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case("")]
+#[case(" ")]
+fn an_empty_token_expiration_annotation_means_unset(#[case] empty: &str) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": empty});
+    let account = |expiration: &str| {
+        ServiceAccount::with_annotations([
+            ("eks.amazonaws.com/role-arn", ROLE),
+            ("eks.amazonaws.com/token-expiration", expiration),
+        ])
+    };
+    let settings = json!({"tokenExpirationSeconds": 43200});
+    // The pod's is empty: the ServiceAccount's applies.
+    let with_sa = mutated(pod.clone(), account("7200"), settings.clone());
+    assert_eq!(
+        with_sa["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", 7200)
+    );
+    // Both empty: the setting applies.
+    let with_setting = mutated(pod, account(empty), settings);
+    assert_eq!(
+        with_setting["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", 43200)
+    );
+}
+
 #[test]
 fn windows_pods_get_the_windows_token_path_and_the_same_mount() {
     for marker in [
