@@ -241,6 +241,10 @@ load helpers
   run_case ephemeral-containers-without-token-volume
 }
 
+@test "a pod labelled eks.amazonaws.com/skip-pod-identity-webhook is accepted unchanged without a host call, as the official webhook's objectSelector leaves it alone" {
+  run_case skip-pod-identity-webhook-label
+}
+
 @test "values Go's parsers read are read: sts-regional-endpoints \"t\" (strconv.ParseBool), token-expiration \"+3600\" (strconv.ParseInt); the pod's empty token-expiration means unset" {
   run_case go-parsed-annotation-values
 }

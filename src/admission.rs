@@ -6,7 +6,7 @@
 
 use crate::error::PolicyError;
 use crate::injection::resolve;
-use crate::pod::PodFacts;
+use crate::pod::{PodFacts, OPT_OUT_LABEL};
 use crate::pod_edit::{plan, Scope};
 use crate::request::AdmissionRequest;
 use crate::service_account::{Lookup, ServiceAccountSource};
@@ -81,17 +81,22 @@ fn inject(
     log: &Logger,
 ) -> Result<Decision, PolicyError> {
     let facts = PodFacts::read(&pod, namespace)?;
+    let unchanged = |reason: &str, warnings: Vec<String>| {
+        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.display,
+              "serviceAccount" => facts.service_account);
+        Ok(Decision::Accept { warnings })
+    };
+    // Before anything else, and with no host call: the official webhook is
+    // not even called for such a pod.
+    if facts.opted_out {
+        return unchanged(&format!("pod labelled {OPT_OUT_LABEL}"), Vec::new());
+    }
     let namespace = facts.namespace;
     if namespace.is_empty() {
         return Err(PolicyError::MalformedRequest(
             "the request has no namespace and neither has the pod's metadata".into(),
         ));
     }
-    let unchanged = |reason: &str, warnings: Vec<String>| {
-        info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.display,
-              "serviceAccount" => facts.service_account);
-        Ok(Decision::Accept { warnings })
-    };
     let service_account = match accounts.get(namespace, facts.service_account)? {
         Lookup::Found(service_account) => service_account,
         Lookup::NotFound => return unchanged("ServiceAccount not found", Vec::new()),

@@ -5,6 +5,13 @@
 use crate::error::{shorten, PolicyError};
 use serde_json::{Map, Value};
 
+/// The label that opts a pod out, whatever its value. The official webhook
+/// never sees such a pod: its `objectSelector` (`DoesNotExist` on this key)
+/// keeps the API server from calling it. A Kubewarden policy's selector is
+/// the operator's to write, and `kwctl run` has none, so the policy checks
+/// the label itself.
+pub const OPT_OUT_LABEL: &str = "eks.amazonaws.com/skip-pod-identity-webhook";
+
 /// The pod's identity and the inputs to the decision, borrowed from its JSON.
 #[derive(Debug)]
 pub struct PodFacts<'a> {
@@ -18,6 +25,8 @@ pub struct PodFacts<'a> {
     pub service_account: &'a str,
     annotations: Option<&'a Map<String, Value>>,
     pub windows: bool,
+    /// The pod carries [`OPT_OUT_LABEL`].
+    pub opted_out: bool,
 }
 
 impl<'a> PodFacts<'a> {
@@ -63,6 +72,12 @@ impl<'a> PodFacts<'a> {
             Some(Value::Object(map)) => Some(map),
             Some(other) => return Err(shape("metadata.annotations", "an object", other)),
         };
+        // A label map that is not a map cannot say whether the pod opted out.
+        let opted_out = match metadata.get("labels") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(labels)) => labels.contains_key(OPT_OUT_LABEL),
+            Some(other) => return Err(shape("metadata.labels", "an object", other)),
+        };
         let spec = match pod.get("spec") {
             Some(spec @ Value::Object(_)) => spec,
             other => return Err(shape("spec", "an object", other.unwrap_or(&Value::Null))),
@@ -80,6 +95,7 @@ impl<'a> PodFacts<'a> {
             .unwrap_or("default");
         Ok(Self {
             windows: runs_on_windows(spec),
+            opted_out,
             namespace,
             display,
             name,
@@ -219,11 +235,24 @@ mod tests {
     #[case(json!({}), "spec must be an object, found null")]
     #[case(json!({"metadata": [], "spec": {}}), "metadata must be an object, found a list")]
     #[case(json!({"metadata": {"annotations": "a=b"}, "spec": {}}), "metadata.annotations must be an object")]
+    #[case(json!({"metadata": {"labels": ["a"]}, "spec": {}}), "metadata.labels must be an object, found a list")]
     #[case(json!({"spec": {"serviceAccountName": 7}}), "spec.serviceAccountName must be a string, found number 7")]
     #[case(json!({"kind": "ConfigMap", "data": {}}), "kind must be \"Pod\", found string \"ConfigMap\"")]
     fn names_the_field_of_a_malformed_pod(#[case] pod: Value, #[case] message: &str) {
         let err = PodFacts::read(&pod, "team-a").unwrap_err().to_string();
         assert!(err.contains(message), "{err:?} should contain {message:?}");
+    }
+
+    #[rstest]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"}), true)]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": ""}), true)]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": "false"}), true)]
+    #[case(json!({"app": "web"}), false)]
+    #[case(json!({"irsa.example.com/skip-pod-identity-webhook": "true"}), false)]
+    #[case(Value::Null, false)]
+    fn the_opt_out_label_counts_whatever_its_value(#[case] labels: Value, #[case] opted_out: bool) {
+        let pod = json!({"metadata": {"labels": labels}, "spec": {}});
+        assert_eq!(facts(&pod).opted_out, opted_out);
     }
 
     #[test]

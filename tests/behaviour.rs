@@ -577,6 +577,37 @@ fn a_volume_without_a_name_is_left_for_the_api_server_to_judge() {
 }
 
 #[rstest]
+#[case("true")]
+#[case("")]
+#[case("false")]
+fn a_pod_labelled_skip_pod_identity_webhook_is_left_unchanged_without_a_host_call(
+    #[case] value: &str,
+    #[values(json!({}), json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}}))]
+    settings: Value,
+) {
+    let mut pod = app_pod();
+    pod["metadata"]["labels"] =
+        json!({"app": "web", "eks.amazonaws.com/skip-pod-identity-webhook": value});
+    let source = accounts(role_account());
+    let decision = review(&request("CREATE", pod, settings), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[test]
+fn a_pod_opted_out_is_left_unchanged_when_ephemeral_containers_are_added() {
+    let (mut pod, mut old) = running_pod(json!([{"name": "debugger"}]));
+    for pod in [&mut pod, &mut old] {
+        pod["metadata"]["labels"] = json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"});
+    }
+    let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
+    let source = accounts(role_account());
+    let decision = review(&payload, &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[rstest]
 #[case("UPDATE")]
 #[case("DELETE")]
 #[case("CONNECT")]
