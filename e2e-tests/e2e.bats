@@ -252,3 +252,11 @@ load helpers
 @test "an sts-regional-endpoints value Go's strconv.ParseBool does not read (\"tRuE\") is refused, naming it" {
   run_case reject-regional-sts-go-does-not-read
 }
+
+@test "EKS Pod Identity with the default lifetime: the token lifetime is spread over 79200..86400 seconds (the official webhook's addJitterToDefaultToken), derived from the request's uid, namespace, generateName and ServiceAccount" {
+  run_case container-credentials-lifetime-spread
+}
+
+@test "EKS Pod Identity: a lifetime an annotation chose, even 86400, is kept as it is, not spread" {
+  run_case container-credentials-chosen-lifetime-kept
+}

@@ -59,6 +59,7 @@ pub fn decide(
     match inject(
         request.object,
         &request.namespace,
+        &request.uid,
         scope,
         config,
         accounts,
@@ -75,12 +76,13 @@ pub fn decide(
 fn inject(
     mut pod: Value,
     namespace: &str,
+    uid: &str,
     scope: Scope,
     config: &Config,
     accounts: &dyn ServiceAccountSource,
     log: &Logger,
 ) -> Result<Decision, PolicyError> {
-    let facts = PodFacts::read(&pod, namespace)?;
+    let facts = PodFacts::read(&pod, namespace)?.in_request(uid);
     let unchanged = |reason: &str, warnings: Vec<String>| {
         info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.display,
               "serviceAccount" => facts.service_account);

@@ -27,6 +27,9 @@ pub struct PodFacts<'a> {
     pub windows: bool,
     /// The pod carries [`OPT_OUT_LABEL`].
     pub opted_out: bool,
+    /// The admission request's `uid`: it tells apart the replicas of one
+    /// workload, which share a `generateName` (empty when not given).
+    pub request_uid: &'a str,
 }
 
 impl<'a> PodFacts<'a> {
@@ -96,6 +99,7 @@ impl<'a> PodFacts<'a> {
         Ok(Self {
             windows: runs_on_windows(spec),
             opted_out,
+            request_uid: "",
             namespace,
             display,
             name,
@@ -103,6 +107,26 @@ impl<'a> PodFacts<'a> {
             service_account,
             annotations,
         })
+    }
+
+    /// The facts of the pod of the admission request with this `uid`.
+    pub fn in_request(self, uid: &'a str) -> Self {
+        Self {
+            request_uid: uid,
+            ..self
+        }
+    }
+
+    /// What tells this pod creation from any other, for a value that must
+    /// differ between pods yet stay the same for the same request: the
+    /// request's uid, the namespace, the name (or `generateName`, the only
+    /// name a workload's pod has at admission) and the ServiceAccount.
+    pub fn identity(&self) -> [&'a str; 4] {
+        let name = match (self.name, self.generate_name) {
+            (Some(name), _) if !name.is_empty() => name,
+            (_, prefix) => prefix.unwrap_or_default(),
+        };
+        [self.request_uid, self.namespace, name, self.service_account]
     }
 
     /// The value of one pod annotation; a non-string value is a shape error.
@@ -253,6 +277,20 @@ mod tests {
     fn the_opt_out_label_counts_whatever_its_value(#[case] labels: Value, #[case] opted_out: bool) {
         let pod = json!({"metadata": {"labels": labels}, "spec": {}});
         assert_eq!(facts(&pod).opted_out, opted_out);
+    }
+
+    #[test]
+    fn identity_is_the_request_namespace_name_and_service_account() {
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"serviceAccountName": "app"}});
+        assert_eq!(
+            facts(&pod).in_request("uid-1").identity(),
+            ["uid-1", "team-a", "web", "app"]
+        );
+        let replica = json!({"metadata": {"name": "", "generateName": "web-7d9f-"}, "spec": {}});
+        assert_eq!(
+            facts(&replica).identity(),
+            ["", "team-a", "web-7d9f-", "default"]
+        );
     }
 
     #[test]

@@ -16,6 +16,11 @@ impl TokenExpiration {
     pub const MIN: u32 = 600;
     /// A day: the official webhook's default, and the longest we hand out.
     pub const MAX: u32 = 86_400;
+    /// The default lifetime, when no annotation or setting chose another.
+    pub const DEFAULT: Self = Self(Self::MAX);
+    /// The shortest lifetime the default is spread down to for EKS Pod
+    /// Identity (the official webhook's `DefaultMinTokenExpiration`, 22 hours).
+    pub const SPREAD_FLOOR: u32 = 79_200;
 
     pub fn seconds(self) -> u32 {
         self.0
@@ -32,6 +37,25 @@ impl TokenExpiration {
                 Self::MAX
             ))
         }
+    }
+
+    /// The default lifetime spread uniformly over [79200, 86400] seconds, as
+    /// the official webhook's `addJitterToDefaultToken` does for EKS Pod
+    /// Identity tokens (its PR #260), so that pods created together do not all
+    /// refresh their tokens together. It draws from a random source; here the
+    /// draw is a hash of `identity`, so the same request always gets the same
+    /// lifetime (replays, tests, a re-run on the policy's own output).
+    pub fn spread_default(identity: &[&str]) -> Self {
+        // FNV-1a, 64 bits: the same on every platform and build (std's hasher
+        // is not), and a few lines rather than a dependency. Each part ends
+        // with a 0 byte, so ("ab", "c") and ("a", "bc") differ.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in identity.iter().flat_map(|part| part.bytes().chain([0])) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        let span = u64::from(Self::MAX - Self::SPREAD_FLOOR) + 1;
+        Self(Self::SPREAD_FLOOR + (hash % span) as u32)
     }
 
     /// For annotations: what the official webhook reads with Go's
@@ -231,6 +255,41 @@ mod tests {
     #[case("-9223372036854775809")]
     fn rejects_what_go_parse_int_refuses(#[case] value: &str) {
         assert!(TokenExpiration::from_annotation(value).is_err());
+    }
+
+    #[test]
+    fn the_spread_default_covers_79200_to_86400_evenly() {
+        let seconds: Vec<u32> = (0..20_000)
+            .map(|i| {
+                let name = format!("web-{i}");
+                TokenExpiration::spread_default(&["uid", "team-a", &name, "app"]).seconds()
+            })
+            .collect();
+        assert!(seconds.iter().all(|s| (79_200..=86_400).contains(s)));
+        let (min, max) = (seconds.iter().min().unwrap(), seconds.iter().max().unwrap());
+        assert!(*min < 79_200 + 60 && *max > 86_400 - 60, "{min}..{max}");
+        // Uniform: each of the span's eight slices gets its eighth, give or take.
+        let mut slices = [0u32; 8];
+        for s in &seconds {
+            slices[((s - 79_200) * 8 / 7_201) as usize] += 1;
+        }
+        assert!(
+            slices.iter().all(|n| (2_250..=2_750).contains(n)),
+            "{slices:?}"
+        );
+    }
+
+    #[test]
+    fn the_spread_default_is_the_same_for_the_same_identity() {
+        let identity = ["705ab4f5", "team-a", "web", "app"];
+        let once = TokenExpiration::spread_default(&identity);
+        assert_eq!(TokenExpiration::spread_default(&identity), once);
+        // Pinned: a change of the hash would change every pod's lifetime.
+        assert_eq!(once.seconds(), 84_414);
+        assert_ne!(
+            TokenExpiration::spread_default(&["705ab4f5", "team-a", "we", "bapp"]),
+            once
+        );
     }
 
     #[test]

@@ -1167,15 +1167,109 @@ fn container_credentials_for_listed_service_accounts() {
         app["volumeMounts"],
         json!([{"name": "eks-pod-identity-token", "mountPath": POD_IDENTITY_PATH, "readOnly": true}])
     );
+    // The default lifetime, spread over 22 to 24 hours (see below).
+    let seconds = pod_identity_lifetime(&pod);
+    assert!((79_200..=86_400).contains(&seconds), "{seconds}");
     assert_eq!(
         pod["spec"]["volumes"][0],
         json!({"name": "eks-pod-identity-token", "projected": {"sources": [{"serviceAccountToken":
-            {"audience": "pods.eks.amazonaws.com", "expirationSeconds": 86400, "path": "eks-pod-identity-token"}}]}})
+            {"audience": "pods.eks.amazonaws.com", "expirationSeconds": seconds, "path": "eks-pod-identity-token"}}]}})
     );
     assert_eq!(
         pod["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
         "enabled"
     );
+}
+
+fn pod_identity_lifetime(pod: &Value) -> u64 {
+    pod.pointer("/spec/volumes/0/projected/sources/0/serviceAccountToken/expirationSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no token volume in {pod}"))
+}
+
+/// A replica of a Deployment as the API server sends it: only a
+/// `generateName`, and the request's own uid.
+fn replica_request(uid: &str, settings: Value) -> Vec<u8> {
+    let mut pod = app_pod();
+    pod["metadata"] = json!({"generateName": "web-7d9f5c-", "namespace": "team-a"});
+    let mut payload: Value = serde_json::from_slice(&request("CREATE", pod, settings)).unwrap();
+    payload["request"]["uid"] = json!(uid);
+    serde_json::to_vec(&payload).unwrap()
+}
+
+#[test]
+fn spreads_the_default_lifetime_of_pod_identity_tokens_over_22_to_24_hours() {
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}});
+    let lifetime = |uid: &str, settings: &Value| match review(
+        &replica_request(uid, settings.clone()),
+        &accounts(ServiceAccount::default()),
+        &log(),
+    ) {
+        Decision::Mutate { pod, .. } => pod_identity_lifetime(&pod),
+        other => panic!("expected a mutation, got {other:?}"),
+    };
+    let replicas: Vec<u64> = (0..200)
+        .map(|i| lifetime(&format!("6f1c2a90-0000-4000-8000-{i:012}"), &settings))
+        .collect();
+    assert!(replicas.iter().all(|s| (79_200..=86_400).contains(s)));
+    // Replicas of one workload share their generateName: the request's uid
+    // tells them apart, so they do not all refresh together.
+    let mut distinct = replicas.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 190, "{} distinct of 200", distinct.len());
+    // The same request always gets the same lifetime.
+    assert_eq!(
+        lifetime("6f1c2a90-0000-4000-8000-000000000007", &settings),
+        replicas[7]
+    );
+    // `tokenExpirationSeconds: 86400` written out is the default: the settings
+    // cannot tell the two apart.
+    let written = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}, "tokenExpirationSeconds": 86400});
+    assert_eq!(
+        lifetime("6f1c2a90-0000-4000-8000-000000000007", &written),
+        replicas[7]
+    );
+}
+
+#[rstest]
+#[case::pod_annotation(json!({"eks.amazonaws.com/token-expiration": "86400"}), &[], json!({}), 86400)]
+#[case::service_account_annotation(json!({}), &[("eks.amazonaws.com/token-expiration", "86400")], json!({}), 86400)]
+#[case::service_accounts_entry(json!({}), &[], json!({"serviceAccounts": {"team-a/app": {"tokenExpirationSeconds": 86400}}}), 86400)]
+#[case::setting(json!({}), &[], json!({"tokenExpirationSeconds": 43200}), 43200)]
+#[case::clamped_annotation(json!({"eks.amazonaws.com/token-expiration": "604800"}), &[], json!({}), 86400)]
+fn keeps_a_chosen_lifetime_of_pod_identity_tokens(
+    #[case] pod_annotations: Value,
+    #[case] account_annotations: &[(&str, &str)],
+    #[case] mut settings: Value,
+    #[case] seconds: u64,
+) {
+    settings["containerCredentials"] = json!({"serviceAccounts": ["team-a/app"]});
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = pod_annotations;
+    let account = ServiceAccount::with_annotations(account_annotations.iter().copied());
+    assert_eq!(
+        pod_identity_lifetime(&mutated(pod, account, settings)),
+        seconds
+    );
+}
+
+#[test]
+fn web_identity_tokens_keep_the_default_lifetime_unspread() {
+    for i in 0..20 {
+        let decision = review(
+            &replica_request(&format!("6f1c2a90-0000-4000-8000-{i:012}"), json!({})),
+            &accounts(role_account()),
+            &log(),
+        );
+        let Decision::Mutate { pod, .. } = decision else {
+            panic!("expected a mutation, got {decision:?}");
+        };
+        assert_eq!(
+            pod["spec"]["volumes"][0],
+            token_volume("sts.amazonaws.com", 86400)
+        );
+    }
 }
 
 #[test]
