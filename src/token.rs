@@ -50,9 +50,10 @@ impl TokenExpiration {
         // is not), and a few lines rather than a dependency. Each part ends
         // with a 0 byte, so ("ab", "c") and ("a", "bc") differ.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in identity.iter().flat_map(|part| part.bytes().chain([0])) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        for part in identity {
+            for &byte in part.as_bytes().iter().chain(&[0]) {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
         }
         let span = u64::from(Self::MAX - Self::SPREAD_FLOOR) + 1;
         Self(Self::SPREAD_FLOOR + (hash % span) as u32)
@@ -64,16 +65,25 @@ impl TokenExpiration {
     /// (and negative) values to 600 too. The flag says whether it was clamped,
     /// so the pod's author can be warned.
     pub fn from_annotation(value: &str) -> Result<(Self, bool), String> {
-        let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+        let (negative, digits) = match value.as_bytes().first() {
+            Some(b'-') => (true, &value[1..]),
+            Some(b'+') => (false, &value[1..]),
+            _ => (false, value),
+        };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err("is not a whole number of seconds".into());
         }
-        // A sign and digits: the only parse failure left is overflow, which
-        // Go's parser refuses as out of range.
-        let asked: i64 = value
-            .parse()
-            .map_err(|_| "is a whole number beyond 64 bits".to_owned())?;
-        let clamped = asked.clamp(i64::from(Self::MIN), i64::from(Self::MAX));
+        // A sign and digits: the only parse failure left is overflow, and Go's
+        // parser refuses what does not fit a signed 64-bit number.
+        let limit = i64::MAX as u64 + u64::from(negative);
+        let magnitude = digits
+            .parse::<u64>()
+            .ok()
+            .filter(|magnitude| *magnitude <= limit)
+            .ok_or_else(|| "is a whole number beyond 64 bits".to_owned())?;
+        // Any negative number is below the minimum.
+        let asked = if negative { 0 } else { magnitude };
+        let clamped = asked.clamp(u64::from(Self::MIN), u64::from(Self::MAX));
         Ok((Self(clamped as u32), clamped != asked))
     }
 }
