@@ -22,8 +22,8 @@ pub enum PolicyError {
         found: String,
     },
 
-    /// A field Kubernetes requires is absent (a hand-written pod, or an
-    /// admission chain that dropped it): said so, not "found null".
+    /// A field Kubernetes requires is absent (a hand-written pod): said so,
+    /// rather than "found null", which reads as if the pod had a null there.
     #[error("pod {pod}: {field} is missing; it must be {expected}")]
     MissingPodField {
         pod: String,

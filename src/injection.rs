@@ -12,7 +12,8 @@
 //! - audience and regional STS: ServiceAccount annotation, `serviceAccounts`
 //!   setting, then the global setting;
 //! - token expiration: pod annotation, ServiceAccount annotation,
-//!   `serviceAccounts` setting, global setting, clamped to 600..86400;
+//!   `serviceAccounts` setting, global setting, clamped to 600..86400; the
+//!   default 86400 spread over 79200..86400 for container credentials;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
 use crate::annotations::{parse_name_list, pod_overrides, service_account_overrides};
