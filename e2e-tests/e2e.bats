@@ -268,3 +268,23 @@ load helpers
 @test "the ServiceAccount's sts-endpoint annotation injects AWS_ENDPOINT_URL_STS over the setting (official #52)" {
   run_case sts-endpoint-from-service-account
 }
+
+@test "a pod labelled eks.amazonaws.com/skip-pod-identity-webhook is accepted unchanged without a host call, as the official webhook's objectSelector leaves it alone" {
+  run_case skip-pod-identity-webhook-label
+}
+
+@test "values Go's parsers read are read: sts-regional-endpoints \"t\" (strconv.ParseBool), token-expiration \"+3600\" (strconv.ParseInt); the pod's empty token-expiration means unset" {
+  run_case go-parsed-annotation-values
+}
+
+@test "an sts-regional-endpoints value Go's strconv.ParseBool does not read (\"tRuE\") is refused, naming it" {
+  run_case reject-regional-sts-go-does-not-read
+}
+
+@test "EKS Pod Identity with the default lifetime: the token lifetime is spread over 79200..86400 seconds (the official webhook's addJitterToDefaultToken), derived from the request's uid, namespace, generateName and ServiceAccount" {
+  run_case container-credentials-lifetime-spread
+}
+
+@test "EKS Pod Identity: a lifetime an annotation chose, even 86400, is kept as it is, not spread" {
+  run_case container-credentials-chosen-lifetime-kept
+}

@@ -65,14 +65,26 @@ impl ExtensionKeys {
     }
 }
 
-/// `true`/`false`/`1`/`0`, any case: what people write for the official
-/// webhook's `sts-regional-endpoints`, which Go's `strconv.ParseBool` reads.
+/// Exactly what Go's `strconv.ParseBool` reads, as the official webhook reads
+/// `sts-regional-endpoints`: no other case, no surrounding spaces. What it
+/// cannot read it ignores; we refuse it, naming it.
 pub fn parse_bool(value: &str) -> Result<bool, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err("is not a boolean; use \"true\" or \"false\"".into()),
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(
+            "is not a boolean; use \"true\" or \"false\" (or, as Go's strconv.ParseBool \
+                  reads them, 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
+                .into(),
+        ),
     }
+}
+
+/// An empty annotation (or one of spaces) is how a chart or a form says
+/// "unset"; the official webhook reads an empty `token-expiration` as unset
+/// too, since Go's parser refuses it and the value is then ignored.
+fn given(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// Comma-separated container names. Unlike the official webhook, names are
@@ -102,8 +114,7 @@ pub fn service_account_overrides(
         value: shorten(value.to_owned(), MAX_QUOTED),
         reason,
     };
-    // An empty annotation is how a chart or a form says "unset".
-    let set = |key: &str| account.annotation(key).filter(|v| !v.trim().is_empty());
+    let set = |key: &str| given(account.annotation(key));
     let role_arn = match (roles, set(&keys.role_arn)) {
         (Some(roles), Some(value)) => Some(
             roles
@@ -118,8 +129,7 @@ pub fn service_account_overrides(
             parse_bool(value).map_err(|reason| refused(&keys.sts_regional_endpoints, value, reason))
         })
         .transpose()?;
-    let token_expiration = account
-        .annotation(&keys.token_expiration)
+    let token_expiration = set(&keys.token_expiration)
         .map(|value| {
             annotated_expiration(value)
                 .map_err(|reason| refused(&keys.token_expiration, value, reason))
@@ -143,8 +153,7 @@ pub fn service_account_overrides(
 
 /// What a pod's own annotations say: only its token lifetime.
 pub fn pod_overrides(pod: &PodFacts, keys: &AnnotationKeys) -> Result<Overrides, PolicyError> {
-    let token_expiration = pod
-        .annotation(&keys.token_expiration)?
+    let token_expiration = given(pod.annotation(&keys.token_expiration)?)
         .map(|value| {
             annotated_expiration(value).map_err(|reason| PolicyError::InvalidAnnotation {
                 object: format!("pod {}", pod.display),
@@ -169,7 +178,7 @@ fn annotated_expiration(value: &str) -> Result<Expiration, String> {
         warning: clamped.then(|| {
             format!(
                 "token expiration {} seconds is outside 600..86400; using {}",
-                value.trim(),
+                value,
                 expiration.seconds()
             )
         }),
@@ -202,24 +211,43 @@ mod tests {
     }
 
     #[rstest]
-    #[case("true", true)]
-    #[case("TRUE", true)]
-    #[case("True", true)]
     #[case("1", true)]
+    #[case("t", true)]
+    #[case("T", true)]
+    #[case("TRUE", true)]
+    #[case("true", true)]
+    #[case("True", true)]
+    #[case("0", false)]
+    #[case("f", false)]
+    #[case("F", false)]
+    #[case("FALSE", false)]
     #[case("false", false)]
     #[case("False", false)]
-    #[case("0", false)]
-    #[case(" true ", true)]
-    fn reads_booleans_case_insensitively(#[case] value: &str, #[case] expected: bool) {
+    fn reads_booleans_as_go_parse_bool(#[case] value: &str, #[case] expected: bool) {
         assert_eq!(parse_bool(value), Ok(expected));
     }
 
+    // Go's strconv.ParseBool refuses each of these (mixed case, spaces), so
+    // the official webhook ignores them; the policy refuses them by name.
     #[rstest]
     #[case("yes")]
     #[case("")]
     #[case("2")]
-    fn rejects_other_booleans(#[case] value: &str) {
+    #[case("tRuE")]
+    #[case("fALSE")]
+    #[case(" true ")]
+    #[case("true ")]
+    #[case("on")]
+    fn rejects_what_go_parse_bool_refuses(#[case] value: &str) {
         assert!(parse_bool(value).is_err());
+    }
+
+    #[test]
+    fn blank_means_not_given() {
+        assert_eq!(given(Some("")), None);
+        assert_eq!(given(Some("  ")), None);
+        assert_eq!(given(Some("3600")), Some("3600"));
+        assert_eq!(given(None), None);
     }
 
     #[test]

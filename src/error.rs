@@ -22,6 +22,15 @@ pub enum PolicyError {
         found: String,
     },
 
+    /// A field Kubernetes requires is absent (a hand-written pod): said so,
+    /// rather than "found null", which reads as if the pod had a null there.
+    #[error("pod {pod}: {field} is missing; it must be {expected}")]
+    MissingPodField {
+        pod: String,
+        field: String,
+        expected: &'static str,
+    },
+
     /// The settings are not JSON of the right shape; the reason starts with the setting.
     #[error("cannot read the settings: {reason}")]
     UnreadableSettings { reason: String },
@@ -99,7 +108,8 @@ pub enum PolicyError {
     TokenVolumeMountedElsewhere {
         pod: String,
         container: String,
-        /// `volume "aws-iam-token" at /token`
+        /// `volume "aws-iam-token" at "/token"`: the path quoted, so an empty
+        /// one reads `at ""`
         found: String,
         path: String,
         skip_annotation: String,

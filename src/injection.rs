@@ -12,7 +12,8 @@
 //! - audience and regional STS: ServiceAccount annotation, `serviceAccounts`
 //!   setting, then the global setting;
 //! - token expiration: pod annotation, ServiceAccount annotation,
-//!   `serviceAccounts` setting, global setting, clamped to 600..86400;
+//!   `serviceAccounts` setting, global setting, clamped to 600..86400; the
+//!   default 86400 spread over 79200..86400 for container credentials;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
 use crate::annotations::{parse_name_list, pod_overrides, service_account_overrides};
@@ -161,15 +162,23 @@ pub fn resolve(
             )
         }
     };
+    let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
     let mut warnings = Vec::new();
     let expiration = match sources.first(|o| o.token_expiration.as_ref()) {
         Some(chosen) => {
             warnings.extend(chosen.warning.clone());
             chosen.value
         }
+        // EKS Pod Identity with the default lifetime: spread over 22 to 24
+        // hours, as the official webhook does (not for IRSA, as there). The
+        // settings cannot tell `tokenExpirationSeconds: 86400` written out
+        // from the default, so both are spread; an annotation or a
+        // `serviceAccounts` entry of 86400 chose it, and is kept.
+        None if !web_identity && config.token_expiration == TokenExpiration::DEFAULT => {
+            TokenExpiration::spread_default(&pod.identity())
+        }
         None => config.token_expiration,
     };
-    let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
     let session_name =
         web_identity && config.role_session_name && session_name_fits(pod, &mut warnings);
 

@@ -5,6 +5,22 @@
 use crate::error::{shorten, PolicyError};
 use serde_json::{Map, Value};
 
+/// The label that opts a pod out, whatever its value. The official webhook
+/// never sees such a pod: its `objectSelector` (`DoesNotExist` on this key)
+/// keeps the API server from calling it. A Kubewarden policy's selector is
+/// the operator's to write, and `kwctl run` has none, so the policy checks
+/// the label itself.
+pub const OPT_OUT_LABEL: &str = opt_out_label!();
+
+/// [`OPT_OUT_LABEL`] as a literal, so that a message can `concat!` it
+/// rather than format it at run time (which costs the module bytes).
+macro_rules! opt_out_label {
+    () => {
+        "eks.amazonaws.com/skip-pod-identity-webhook"
+    };
+}
+pub(crate) use opt_out_label;
+
 /// The pod's identity and the inputs to the decision, borrowed from its JSON.
 #[derive(Debug)]
 pub struct PodFacts<'a> {
@@ -18,6 +34,11 @@ pub struct PodFacts<'a> {
     pub service_account: &'a str,
     annotations: Option<&'a Map<String, Value>>,
     pub windows: bool,
+    /// The pod carries [`OPT_OUT_LABEL`].
+    pub opted_out: bool,
+    /// The admission request's `uid`: it tells apart the replicas of one
+    /// workload, which share a `generateName` (empty when not given).
+    pub request_uid: &'a str,
 }
 
 impl<'a> PodFacts<'a> {
@@ -43,12 +64,8 @@ impl<'a> PodFacts<'a> {
             (_, Some(prefix)) => format!("{namespace}/{prefix}*"),
             _ => format!("{namespace}/<unnamed>"),
         };
-        let shape = |field: &str, expected, found: &Value| PolicyError::PodShape {
-            pod: display.clone(),
-            field: field.into(),
-            expected,
-            found: describe(found),
-        };
+        let shape =
+            |field: &str, expected, found: &Value| shape_error(&display, field, expected, found);
         // The request says Pod; an object that says otherwise is not one to edit.
         match pod.get("kind") {
             None | Some(Value::Null) => {}
@@ -62,6 +79,12 @@ impl<'a> PodFacts<'a> {
             None | Some(Value::Null) => None,
             Some(Value::Object(map)) => Some(map),
             Some(other) => return Err(shape("metadata.annotations", "an object", other)),
+        };
+        // A label map that is not a map cannot say whether the pod opted out.
+        let opted_out = match metadata.get("labels") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(labels)) => labels.contains_key(OPT_OUT_LABEL),
+            Some(other) => return Err(shape("metadata.labels", "an object", other)),
         };
         let spec = match pod.get("spec") {
             Some(spec @ Value::Object(_)) => spec,
@@ -80,6 +103,8 @@ impl<'a> PodFacts<'a> {
             .unwrap_or("default");
         Ok(Self {
             windows: runs_on_windows(spec),
+            opted_out,
+            request_uid: "",
             namespace,
             display,
             name,
@@ -87,6 +112,26 @@ impl<'a> PodFacts<'a> {
             service_account,
             annotations,
         })
+    }
+
+    /// The facts of the pod of the admission request with this `uid`.
+    pub fn in_request(self, uid: &'a str) -> Self {
+        Self {
+            request_uid: uid,
+            ..self
+        }
+    }
+
+    /// What tells this pod creation from any other, for a value that must
+    /// differ between pods yet stay the same for the same request: the
+    /// request's uid, the namespace, the name (or `generateName`, the only
+    /// name a workload's pod has at admission) and the ServiceAccount.
+    pub fn identity(&self) -> [&'a str; 4] {
+        let name = match (self.name, self.generate_name) {
+            (Some(name), _) if !name.is_empty() => name,
+            (_, prefix) => prefix.unwrap_or_default(),
+        };
+        [self.request_uid, self.namespace, name, self.service_account]
     }
 
     /// The value of one pod annotation; a non-string value is a shape error.
@@ -101,6 +146,19 @@ impl<'a> PodFacts<'a> {
                 found: describe(other),
             }),
         }
+    }
+}
+
+/// One copy for every field `read` checks: built inline at each of them, the
+/// error cost the module some 240 bytes more.
+#[cold]
+#[inline(never)]
+fn shape_error(pod: &str, field: &str, expected: &'static str, found: &Value) -> PolicyError {
+    PolicyError::PodShape {
+        pod: pod.to_owned(),
+        field: field.into(),
+        expected,
+        found: describe(found),
     }
 }
 
@@ -219,11 +277,38 @@ mod tests {
     #[case(json!({}), "spec must be an object, found null")]
     #[case(json!({"metadata": [], "spec": {}}), "metadata must be an object, found a list")]
     #[case(json!({"metadata": {"annotations": "a=b"}, "spec": {}}), "metadata.annotations must be an object")]
+    #[case(json!({"metadata": {"labels": ["a"]}, "spec": {}}), "metadata.labels must be an object, found a list")]
     #[case(json!({"spec": {"serviceAccountName": 7}}), "spec.serviceAccountName must be a string, found number 7")]
     #[case(json!({"kind": "ConfigMap", "data": {}}), "kind must be \"Pod\", found string \"ConfigMap\"")]
     fn names_the_field_of_a_malformed_pod(#[case] pod: Value, #[case] message: &str) {
         let err = PodFacts::read(&pod, "team-a").unwrap_err().to_string();
         assert!(err.contains(message), "{err:?} should contain {message:?}");
+    }
+
+    #[rstest]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"}), true)]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": ""}), true)]
+    #[case(json!({"eks.amazonaws.com/skip-pod-identity-webhook": "false"}), true)]
+    #[case(json!({"app": "web"}), false)]
+    #[case(json!({"irsa.example.com/skip-pod-identity-webhook": "true"}), false)]
+    #[case(Value::Null, false)]
+    fn the_opt_out_label_counts_whatever_its_value(#[case] labels: Value, #[case] opted_out: bool) {
+        let pod = json!({"metadata": {"labels": labels}, "spec": {}});
+        assert_eq!(facts(&pod).opted_out, opted_out);
+    }
+
+    #[test]
+    fn identity_is_the_request_namespace_name_and_service_account() {
+        let pod = json!({"metadata": {"name": "web"}, "spec": {"serviceAccountName": "app"}});
+        assert_eq!(
+            facts(&pod).in_request("uid-1").identity(),
+            ["uid-1", "team-a", "web", "app"]
+        );
+        let replica = json!({"metadata": {"name": "", "generateName": "web-7d9f-"}, "spec": {}});
+        assert_eq!(
+            facts(&replica).identity(),
+            ["", "team-a", "web-7d9f-", "default"]
+        );
     }
 
     #[test]

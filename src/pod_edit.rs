@@ -209,9 +209,14 @@ impl Shapes<'_> {
         field: &str,
         path: &dyn Fn() -> String,
     ) -> Result<&'v str, PolicyError> {
-        match &item[field] {
-            Value::String(value) => Ok(value),
-            other if item.is_object() => {
+        match (item.get(field), item.is_object()) {
+            (Some(Value::String(value)), _) => Ok(value),
+            (None, true) => Err(PolicyError::MissingPodField {
+                pod: self.pod.to_owned(),
+                field: format!("{}.{field}", path()),
+                expected: "a string",
+            }),
+            (Some(other), true) => {
                 Err(self.error(&|| format!("{}.{field}", path()), "a string", other))
             }
             _ => Err(self.error(path, "an object", item)),
@@ -423,7 +428,7 @@ fn token_mount(
                 return Err(PolicyError::TokenVolumeMountedElsewhere {
                     pod: pod_label.to_owned(),
                     container: container_name.to_owned(),
-                    found: format!("volume {volume:?} at {mount_path}"),
+                    found: format!("volume {volume:?} at {mount_path:?}"),
                     path: injection.mount_path.clone(),
                     skip_annotation: injection.containers.skip_annotation.clone(),
                 })
@@ -898,7 +903,7 @@ mod tests {
             "volumeMounts": [{"name": "aws-iam-token", "mountPath": "/token"}]}]));
         let err = planned(&pod, &web_identity()).unwrap_err();
         assert!(
-            matches!(&err, PolicyError::TokenVolumeMountedElsewhere { found, .. } if found == "volume \"aws-iam-token\" at /token"),
+            matches!(&err, PolicyError::TokenVolumeMountedElsewhere { found, .. } if found == "volume \"aws-iam-token\" at \"/token\""),
             "{err:?}"
         );
     }
@@ -907,7 +912,7 @@ mod tests {
     fn refuses_a_variable_without_a_name_naming_its_path() {
         let err = planned(&app(json!([{"value": "x"}])), &web_identity()).unwrap_err();
         assert!(
-            matches!(&err, PolicyError::PodShape { field, .. } if field == "spec.containers[0].env[0].name"),
+            matches!(&err, PolicyError::MissingPodField { field, .. } if field == "spec.containers[0].env[0].name"),
             "{err:?}"
         );
     }

@@ -271,6 +271,119 @@ fn service_account_regional_sts_annotation_wins_over_settings() {
     );
 }
 
+// Go's strconv.ParseBool, as the official webhook reads the annotation
+// (its whole set: `reads_booleans_as_go_parse_bool`).
+#[rstest]
+#[case("t", true)]
+#[case("F", false)]
+#[case("TRUE", true)]
+#[case("0", false)]
+fn reads_regional_sts_values_as_go_parse_bool(#[case] value: &str, #[case] regional: bool) {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/sts-regional-endpoints", value),
+    ]);
+    let pod = mutated(
+        app_pod(),
+        account,
+        json!({"stsRegionalEndpoints": !regional}),
+    );
+    assert_eq!(
+        env_names(container(&pod, "app")).contains(&"AWS_STS_REGIONAL_ENDPOINTS"),
+        regional,
+        "{value:?}"
+    );
+}
+
+// Values Go's strconv.ParseBool refuses: the official webhook ignores them,
+// the policy refuses them by name.
+#[rstest]
+#[case("tRuE")]
+#[case(" true")]
+#[case("true ")]
+#[case("yes")]
+#[case("")]
+fn refuses_regional_sts_values_go_does_not_read(#[case] value: &str) {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/sts-regional-endpoints", value),
+    ]);
+    let message = rejection(app_pod(), account, json!({}));
+    assert!(
+        message.contains(&format!(
+            "annotation eks.amazonaws.com/sts-regional-endpoints={value:?} is not a boolean"
+        )),
+        "{message}"
+    );
+}
+
+// Go's strconv.ParseInt(value, 10, 64), then clamped into 600..86400.
+#[rstest]
+#[case("+3600", 3600, false)]
+#[case("0003600", 3600, false)]
+#[case("-60", 600, true)]
+#[case("9223372036854775807", 86400, true)]
+fn reads_token_expiration_as_go_parse_int(
+    #[case] value: &str,
+    #[case] seconds: u32,
+    #[case] warned: bool,
+) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": value});
+    let Decision::Mutate { pod, warnings } = evaluate(pod, role_account(), json!({})) else {
+        panic!("expected a mutation for {value:?}");
+    };
+    assert_eq!(
+        pod["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", seconds)
+    );
+    assert_eq!(!warnings.is_empty(), warned, "{warnings:?}");
+}
+
+#[rstest]
+#[case(" 3600")]
+#[case("3600 ")]
+#[case("1_000")]
+#[case("9223372036854775808")]
+fn refuses_token_expiration_values_go_does_not_read(#[case] value: &str) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": value});
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains(&format!(
+            "pod team-a/web: annotation eks.amazonaws.com/token-expiration={value:?} is"
+        )),
+        "{message}"
+    );
+}
+
+#[rstest]
+#[case("")]
+#[case(" ")]
+fn an_empty_token_expiration_annotation_means_unset(#[case] empty: &str) {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": empty});
+    let account = |expiration: &str| {
+        ServiceAccount::with_annotations([
+            ("eks.amazonaws.com/role-arn", ROLE),
+            ("eks.amazonaws.com/token-expiration", expiration),
+        ])
+    };
+    let settings = json!({"tokenExpirationSeconds": 43200});
+    // The pod's is empty: the ServiceAccount's applies.
+    let with_sa = mutated(pod.clone(), account("7200"), settings.clone());
+    assert_eq!(
+        with_sa["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", 7200)
+    );
+    // Both empty: the setting applies.
+    let with_setting = mutated(pod, account(empty), settings);
+    assert_eq!(
+        with_setting["spec"]["volumes"][0],
+        token_volume("sts.amazonaws.com", 43200)
+    );
+}
+
 #[test]
 fn windows_pods_get_the_windows_token_path_and_the_same_mount() {
     for marker in [
@@ -457,6 +570,37 @@ fn a_volume_without_a_name_is_left_for_the_api_server_to_judge() {
 }
 
 #[rstest]
+#[case("true")]
+#[case("")]
+#[case("false")]
+fn a_pod_labelled_skip_pod_identity_webhook_is_left_unchanged_without_a_host_call(
+    #[case] value: &str,
+    #[values(json!({}), json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}}))]
+    settings: Value,
+) {
+    let mut pod = app_pod();
+    pod["metadata"]["labels"] =
+        json!({"app": "web", "eks.amazonaws.com/skip-pod-identity-webhook": value});
+    let source = accounts(role_account());
+    let decision = review(&request("CREATE", pod, settings), &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[test]
+fn a_pod_opted_out_is_left_unchanged_when_ephemeral_containers_are_added() {
+    let (mut pod, mut old) = running_pod(json!([{"name": "debugger"}]));
+    for pod in [&mut pod, &mut old] {
+        pod["metadata"]["labels"] = json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"});
+    }
+    let payload = ephemeral_payload(pod, old, json!({"ephemeralContainers": true}));
+    let source = accounts(role_account());
+    let decision = review(&payload, &source, &log());
+    assert_eq!(decision, Decision::Accept { warnings: vec![] });
+    assert_eq!(source.lookups(), 0);
+}
+
+#[rstest]
 #[case("UPDATE")]
 #[case("DELETE")]
 #[case("CONNECT")]
@@ -593,7 +737,20 @@ fn rejects_the_token_volume_mounted_at_another_path() {
     );
     let message = rejection(pod, role_account(), json!({}));
     assert!(
-        message.contains("container \"app\" mounts volume \"aws-iam-token\" at /token"),
+        message.contains("container \"app\" mounts volume \"aws-iam-token\" at \"/token\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_empty_mount_path_is_quoted_in_the_message() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app",
+        "volumeMounts": [{"name": "aws-iam-token", "mountPath": ""}]}]}),
+    );
+    let message = rejection(pod, role_account(), json!({}));
+    assert!(
+        message.contains("mounts volume \"aws-iam-token\" at \"\", but the policy mounts it at"),
         "{message}"
     );
 }
@@ -797,8 +954,9 @@ fn any_other_lookup_failure_is_refused_with_its_first_line() {
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": {"name": "app"}}}), "spec.containers must be a list, found an object")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": ["app"]}}), "spec.containers[0] must be an object, found string \"app\"")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": "A=1"}]}}), "spec.containers[0].env must be a list")]
-#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": [{"value": "x"}]}]}}), "spec.containers[0].env[0].name must be a string, found null")]
-#[case(json!({"spec": {"serviceAccountName": "app", "initContainers": [{"name": "i", "volumeMounts": [{"name": "x"}]}]}}), "spec.initContainers[0].volumeMounts[0].mountPath must be a string, found null")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app", "env": [{"value": "x"}]}]}}), "spec.containers[0].env[0].name is missing; it must be a string")]
+#[case(json!({"spec": {"serviceAccountName": "app", "initContainers": [{"name": "i", "volumeMounts": [{"name": "x"}]}]}}), "spec.initContainers[0].volumeMounts[0].mountPath is missing; it must be a string")]
+#[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "a", "volumeMounts": [{"name": "x", "mountPath": null}]}]}}), "spec.containers[0].volumeMounts[0].mountPath must be a string, found null")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": "app"}], "volumes": {}}}), "spec.volumes must be a list")]
 #[case(json!({"spec": {"serviceAccountName": "app", "containers": [{"name": 5}]}}), "spec.containers[0].name must be a string, found number 5")]
 fn rejects_a_malformed_pod_naming_the_field(#[case] pod: Value, #[case] message: &str) {
@@ -1002,15 +1160,109 @@ fn container_credentials_for_listed_service_accounts() {
         app["volumeMounts"],
         json!([{"name": "eks-pod-identity-token", "mountPath": POD_IDENTITY_PATH, "readOnly": true}])
     );
+    // The default lifetime, spread over 22 to 24 hours (see below).
+    let seconds = pod_identity_lifetime(&pod);
+    assert!((79_200..=86_400).contains(&seconds), "{seconds}");
     assert_eq!(
         pod["spec"]["volumes"][0],
         json!({"name": "eks-pod-identity-token", "projected": {"sources": [{"serviceAccountToken":
-            {"audience": "pods.eks.amazonaws.com", "expirationSeconds": 86400, "path": "eks-pod-identity-token"}}]}})
+            {"audience": "pods.eks.amazonaws.com", "expirationSeconds": seconds, "path": "eks-pod-identity-token"}}]}})
     );
     assert_eq!(
         pod["metadata"]["labels"]["eks.amazonaws.com/pod-identity"],
         "enabled"
     );
+}
+
+fn pod_identity_lifetime(pod: &Value) -> u64 {
+    pod.pointer("/spec/volumes/0/projected/sources/0/serviceAccountToken/expirationSeconds")
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no token volume in {pod}"))
+}
+
+/// A replica of a Deployment as the API server sends it: only a
+/// `generateName`, and the request's own uid.
+fn replica_request(uid: &str, settings: Value) -> Vec<u8> {
+    let mut pod = app_pod();
+    pod["metadata"] = json!({"generateName": "web-7d9f5c-", "namespace": "team-a"});
+    let mut payload: Value = serde_json::from_slice(&request("CREATE", pod, settings)).unwrap();
+    payload["request"]["uid"] = json!(uid);
+    serde_json::to_vec(&payload).unwrap()
+}
+
+#[test]
+fn spreads_the_default_lifetime_of_pod_identity_tokens_over_22_to_24_hours() {
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}});
+    let lifetime = |uid: &str, settings: &Value| match review(
+        &replica_request(uid, settings.clone()),
+        &accounts(ServiceAccount::default()),
+        &log(),
+    ) {
+        Decision::Mutate { pod, .. } => pod_identity_lifetime(&pod),
+        other => panic!("expected a mutation, got {other:?}"),
+    };
+    let replicas: Vec<u64> = (0..200)
+        .map(|i| lifetime(&format!("6f1c2a90-0000-4000-8000-{i:012}"), &settings))
+        .collect();
+    assert!(replicas.iter().all(|s| (79_200..=86_400).contains(s)));
+    // Replicas of one workload share their generateName: the request's uid
+    // tells them apart, so they do not all refresh together.
+    let mut distinct = replicas.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 190, "{} distinct of 200", distinct.len());
+    // The same request always gets the same lifetime.
+    assert_eq!(
+        lifetime("6f1c2a90-0000-4000-8000-000000000007", &settings),
+        replicas[7]
+    );
+    // `tokenExpirationSeconds: 86400` written out is the default: the settings
+    // cannot tell the two apart.
+    let written = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}, "tokenExpirationSeconds": 86400});
+    assert_eq!(
+        lifetime("6f1c2a90-0000-4000-8000-000000000007", &written),
+        replicas[7]
+    );
+}
+
+#[rstest]
+#[case::pod_annotation(json!({"eks.amazonaws.com/token-expiration": "86400"}), &[], json!({}), 86400)]
+#[case::service_account_annotation(json!({}), &[("eks.amazonaws.com/token-expiration", "86400")], json!({}), 86400)]
+#[case::service_accounts_entry(json!({}), &[], json!({"serviceAccounts": {"team-a/app": {"tokenExpirationSeconds": 86400}}}), 86400)]
+#[case::setting(json!({}), &[], json!({"tokenExpirationSeconds": 43200}), 43200)]
+#[case::clamped_annotation(json!({"eks.amazonaws.com/token-expiration": "604800"}), &[], json!({}), 86400)]
+fn keeps_a_chosen_lifetime_of_pod_identity_tokens(
+    #[case] pod_annotations: Value,
+    #[case] account_annotations: &[(&str, &str)],
+    #[case] mut settings: Value,
+    #[case] seconds: u64,
+) {
+    settings["containerCredentials"] = json!({"serviceAccounts": ["team-a/app"]});
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = pod_annotations;
+    let account = ServiceAccount::with_annotations(account_annotations.iter().copied());
+    assert_eq!(
+        pod_identity_lifetime(&mutated(pod, account, settings)),
+        seconds
+    );
+}
+
+#[test]
+fn web_identity_tokens_keep_the_default_lifetime_unspread() {
+    for i in 0..20 {
+        let decision = review(
+            &replica_request(&format!("6f1c2a90-0000-4000-8000-{i:012}"), json!({})),
+            &accounts(role_account()),
+            &log(),
+        );
+        let Decision::Mutate { pod, .. } = decision else {
+            panic!("expected a mutation, got {decision:?}");
+        };
+        assert_eq!(
+            pod["spec"]["volumes"][0],
+            token_volume("sts.amazonaws.com", 86400)
+        );
+    }
 }
 
 #[test]
@@ -1523,4 +1775,16 @@ fn rejects_an_sts_endpoint_that_is_not_an_https_url() {
     assert!(error.to_string().starts_with(
         "invalid setting stsEndpointUrl = \"sts.amazonaws.com\": must be an https:// URL"
     ));
+}
+
+#[test]
+fn audit_passes_a_pod_that_opted_out() {
+    let mut pod = app_pod();
+    pod["metadata"]["labels"] = json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"});
+    let source = accounts(role_account());
+    assert_eq!(
+        audit(pod, &source, json!({})),
+        Decision::Accept { warnings: vec![] }
+    );
+    assert_eq!(source.lookups(), 0);
 }

@@ -211,6 +211,20 @@ fn a_pod_left_unchanged_logs_why() {
 }
 
 #[test]
+fn an_opted_out_pod_is_logged_as_left_unchanged_naming_the_label() {
+    let mut opted_out = pod(json!([{"name": "app"}]));
+    opted_out["metadata"]["labels"] =
+        json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"});
+    let logged = events("CREATE", opted_out, role_account());
+    assert_eq!(outcome(&logged).message, "pod left unchanged");
+    assert_eq!(
+        outcome(&logged).field("reason"),
+        "pod labelled eks.amazonaws.com/skip-pod-identity-webhook"
+    );
+    assert_eq!(outcome(&logged).field("pod"), "team-a/web");
+}
+
+#[test]
 fn a_pod_named_by_generate_name_is_logged_by_its_prefix() {
     let pod = json!({"metadata": {"name": "", "generateName": "web-7d9f5c-"},
         "spec": {"serviceAccountName": "app", "containers": [{"name": "app"}]}});
