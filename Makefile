@@ -96,6 +96,14 @@ fuzz: fuzz-corpus
 		(cd fuzz && cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) || exit 1; \
 	done
 
+# The fuzz targets compile, so a change to the policy's API that breaks them
+# shows in `make test`, not at the next `make fuzz`. A check needs no nightly
+# (only running them under cargo-fuzz does); it builds libFuzzer's C++ sources
+# once, with the system's C++ compiler.
+.PHONY: fuzz-check
+fuzz-check:
+	cd fuzz && cargo $(CARGO_GLOBAL_OPTIONS) check --bins
+
 .PHONY: fmt
 fmt:
 	cargo fmt --all -- --check
@@ -121,7 +129,7 @@ e2e-host: policy.wasm $(HOST)
 
 # The full suite: what .ci/run runs.
 .PHONY: test
-test: deps fmt lint unit-tests e2e-host
+test: deps fmt lint unit-tests fuzz-check e2e-host
 
 # The bats suite through the real kwctl.
 .PHONY: e2e-tests
