@@ -119,11 +119,20 @@ unit-tests:
 	cargo $(CARGO_GLOBAL_OPTIONS) test
 	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) test --release
 
-# Every e2e case through the release policy.wasm in the waPC test host, then the
-# bats suite with the test host standing in for kwctl, so e2e.bats is exercised
-# on machines without kwctl too.
+# The bats suite: one @test per folder of e2e-tests/cases, named by its
+# expect.json description (e2e-tests/bats.jq); generated, not committed. The
+# folder's own time stamp changes when a case is added or removed.
+E2E_EXPECTS := $(wildcard e2e-tests/cases/*/expect.json)
+e2e-tests/e2e.bats: e2e-tests/bats.jq e2e-tests/cases $(E2E_EXPECTS)
+	@echo "jq -rn -f e2e-tests/bats.jq e2e-tests/cases/*/expect.json > $@ ($(words $(E2E_EXPECTS)) cases)"
+	@jq -rn -f e2e-tests/bats.jq $(E2E_EXPECTS) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+# Every e2e case through the release policy.wasm in the waPC test host (the
+# full check), then the bats suite with the test host standing in for kwctl, so
+# e2e.bats is exercised on machines without kwctl too.
 .PHONY: e2e-host
-e2e-host: policy.wasm $(HOST)
+e2e-host: policy.wasm $(HOST) e2e-tests/e2e.bats
 	$(HOST) e2e policy.wasm
 	KWCTL=$(HOST) POLICY=policy.wasm bats e2e-tests/e2e.bats
 
@@ -133,7 +142,7 @@ test: deps fmt lint unit-tests fuzz-check e2e-host
 
 # The bats suite through the real kwctl.
 .PHONY: e2e-tests
-e2e-tests:
+e2e-tests: e2e-tests/e2e.bats
 	@test -n "$(KWCTL)" || (echo "e2e-tests needs kwctl (https://github.com/kubewarden/kwctl/releases); 'make e2e-host' runs the same cases without it" >&2; exit 1)
 	$(MAKE) annotated-policy.wasm
 	bats e2e-tests/e2e.bats
@@ -142,7 +151,7 @@ e2e-tests:
 clean:
 	cargo clean
 	cd $(HOST_DIR) && cargo clean
-	rm -f policy.wasm annotated-policy.wasm
+	rm -f policy.wasm annotated-policy.wasm e2e-tests/e2e.bats
 
 # Mutation testing over src/ with the native suite (cargo-mutants; about 50
 # minutes on two cores). Results in mutants.out/.
