@@ -19,13 +19,22 @@ all: policy.wasm
 .PHONY: deps
 deps:
 	rustup target add wasm32-wasip1
-	@command -v jq >/dev/null && command -v bats >/dev/null || \
-		(apt-get install -y bats jq || (apt-get update && apt-get install -y bats jq))
+	@command -v jq >/dev/null && command -v bats >/dev/null && command -v wasm-opt >/dev/null || \
+		(apt-get install -y bats jq binaryen || (apt-get update && apt-get install -y bats jq binaryen))
+
+# binaryen's wasm-opt after rustc and LLVM: -O2 takes 12% off the module and
+# some time off each fresh instance (README, Performance). The release profile
+# strips the target_features section, so the features the wasm32-wasip1 target
+# enables are named here; without them wasm-opt refuses bulk-memory operations.
+WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
 policy.wasm: Cargo.toml Cargo.lock $(RUST_SOURCES)
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v wasm-opt >/dev/null || \
+		(apt-get install -y binaryen || (apt-get update && apt-get install -y binaryen))
 	cargo $(CARGO_GLOBAL_OPTIONS) build --target=wasm32-wasip1 --target-dir=$(TARGET_DIR) --release
-	cp $(TARGET_DIR)/wasm32-wasip1/release/irsa_policy.wasm $(CURDIR)/policy.wasm
+	wasm-opt $(WASM_OPT_FLAGS) $(TARGET_DIR)/wasm32-wasip1/release/irsa_policy.wasm -o $(CURDIR)/policy.wasm
 
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	@test -n "$(KWCTL)" || (echo "kwctl is not installed: see https://github.com/kubewarden/kwctl/releases" >&2; exit 1)
