@@ -1,7 +1,8 @@
 //! End-to-end cases as data: `e2e-tests/cases/<name>/` holds `request.json`
 //! (an AdmissionReview or a bare AdmissionRequest), `settings.json` (optional),
 //! `session.yml` (a kwctl replay session, `[]` for none) and `expect.json`.
-//! The same files drive `e2e-tests/e2e.bats` through `kwctl run`.
+//! This is the full check of a case; `e2e-tests/e2e.bats`, generated from the
+//! same folders, runs each through `kwctl run` and checks the response line.
 
 use crate::host::{HostState, Policy, Responder};
 use crate::response::AdmissionResponse;
