@@ -134,6 +134,7 @@ fn inject(
            "audience" => &injection.audience, "expirationSeconds" => injection.expiration.seconds(),
            "tokenFile" => &injection.token_file, "region" => injection.region.as_deref().unwrap_or(""),
            "stsRegionalEndpoints" => injection.sts_regional_endpoints,
+           "stsEndpoint" => injection.sts_endpoint.as_deref().unwrap_or(""),
            "containers" => plan.injected.join(","), "skippedContainers" => plan.skipped.join(","),
            "keptVariables" => plan.kept.iter().map(ToString::to_string)
                .collect::<Vec<_>>().join("; "));

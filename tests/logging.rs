@@ -163,6 +163,7 @@ fn the_lists_of_a_mutation_are_logged_at_debug() {
     );
     assert_eq!(event.field("region"), "");
     assert_eq!(event.field("stsRegionalEndpoints"), "false");
+    assert_eq!(event.field("stsEndpoint"), "");
     assert_eq!(event.field("keptVariables"), "");
 }
 
