@@ -174,6 +174,10 @@ fn compare(
     let Ok(facts) = PodFacts::read(pod, namespace) else {
         return in_step("audit: pod not readable");
     };
+    // As for an admission: no namespace, no lookup.
+    if facts.namespace.is_empty() {
+        return in_step("audit: pod without a namespace");
+    }
     // Opted out: no credentials are its due, whatever its ServiceAccount says.
     if facts.opted_out {
         return in_step(concat!("audit: pod labelled ", opt_out_label!()));
@@ -187,6 +191,14 @@ fn compare(
         None => Ok(None),
     };
     let now = match &resolved {
+        // A pod whose annotations select none of its containers gets nothing
+        // at creation either (`inject`'s "no container to inject into").
+        Ok(Some(resolved))
+            if plan(pod, &facts.display, &resolved.injection, Scope::Creation)
+                .is_ok_and(|plan| plan.injected.is_empty()) =>
+        {
+            Now::Nothing
+        }
         Ok(Some(resolved)) => Now::Gets(&resolved.injection),
         Ok(None) => Now::Nothing,
         Err(refusal @ PolicyError::RoleNotAllowed { .. }) => Now::Refused(refusal),

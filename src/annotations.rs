@@ -6,6 +6,7 @@
 use crate::error::{shorten, PolicyError, MAX_QUOTED};
 use crate::overrides::{Expiration, Overrides};
 use crate::pod::PodFacts;
+use crate::role_arn::RoleArn;
 use crate::role_mapping::RoleMapping;
 use crate::service_account::ServiceAccount;
 use crate::token::TokenExpiration;
@@ -97,16 +98,38 @@ pub fn parse_name_list(value: &str) -> Vec<&str> {
         .collect()
 }
 
-/// What a ServiceAccount's annotations say; `object` names it in messages.
-/// `roles` reads the role annotation; `None` when the pod gets container
-/// credentials, which need no role (a ServiceAccount moved to EKS Pod Identity
-/// may keep its old annotation, and nothing reads it).
+/// The role a ServiceAccount's annotation names, if it names one; `roles`
+/// makes a bare role name an ARN (`composeRoleArn`). Read first, on its own:
+/// the guardrails judge the role before anything else is read.
+pub fn service_account_role(
+    account: &ServiceAccount,
+    object: &str,
+    keys: &AnnotationKeys,
+    roles: &RoleMapping,
+) -> Result<Option<RoleArn>, PolicyError> {
+    given(account.annotation(&keys.role_arn))
+        .map(|value| {
+            roles
+                .role(value)
+                .map_err(|reason| PolicyError::InvalidAnnotation {
+                    object: object.to_owned(),
+                    key: keys.role_arn.clone(),
+                    value: shorten(value.to_owned(), MAX_QUOTED),
+                    reason,
+                })
+        })
+        .transpose()
+}
+
+/// What a ServiceAccount's other annotations say; `object` names it in
+/// messages. The role is [`service_account_role`]'s. `web_identity`: the STS
+/// endpoint is read only for pods that call STS (container credentials never do).
 pub fn service_account_overrides(
     account: &ServiceAccount,
     object: &str,
     keys: &AnnotationKeys,
     extension: &ExtensionKeys,
-    roles: Option<&RoleMapping>,
+    web_identity: bool,
 ) -> Result<Overrides, PolicyError> {
     let refused = |key: &str, value: &str, reason: String| PolicyError::InvalidAnnotation {
         object: object.to_owned(),
@@ -115,14 +138,6 @@ pub fn service_account_overrides(
         reason,
     };
     let set = |key: &str| given(account.annotation(key));
-    let role_arn = match (roles, set(&keys.role_arn)) {
-        (Some(roles), Some(value)) => Some(
-            roles
-                .role(value)
-                .map_err(|reason| refused(&keys.role_arn, value, reason))?,
-        ),
-        _ => None,
-    };
     let sts_regional_endpoints = account
         .annotation(&keys.sts_regional_endpoints)
         .map(|value| {
@@ -136,7 +151,7 @@ pub fn service_account_overrides(
         })
         .transpose()?;
     Ok(Overrides {
-        role_arn,
+        role_arn: None,
         audience: set(&keys.audience)
             .map(|value| Audience::annotation(object, &keys.audience, value.trim()))
             .transpose()?,
@@ -146,6 +161,7 @@ pub fn service_account_overrides(
             .map(|value| Region::annotation(object, &extension.region, value.trim()))
             .transpose()?,
         sts_endpoint: set(&extension.sts_endpoint)
+            .filter(|_| web_identity)
             .map(|value| StsEndpoint::annotation(object, &extension.sts_endpoint, value.trim()))
             .transpose()?,
     })

@@ -89,6 +89,11 @@ pub enum Now<'a> {
 
 /// Why an audited pod is out of step with what it would get now, if it is.
 pub fn out_of_step(carried: &Carried, now: Now) -> Option<String> {
+    // A volume of that name that is not a token is not the policy's: a pod
+    // created now would be refused naming it, and a restart would not help.
+    if carried.token_audience == Some("") {
+        return None;
+    }
     match (now, carried.token_audience) {
         (Now::Gets(injection), None) => Some(format!(
             "it has no AWS credentials, but its ServiceAccount now gives {}: the pod was created \

@@ -64,17 +64,19 @@ const UNREACHABLE: [&str; 12] = [
 
 impl LookupFailure {
     pub fn from_host_text(text: &str) -> Self {
-        let lower = text.to_ascii_lowercase();
+        let mut lines = meaningful_lines(text);
+        // Judged on the lines shown, not on a backtrace's frame names
+        // (`tokio::time::timeout` is no timeout).
+        let lower = lines.join("\n").to_ascii_lowercase();
         let kind = if lower.contains("has not been granted access") {
             FailureKind::NotDeclared
-        } else if lower.contains("forbidden") {
+        } else if lower.contains(" is forbidden") || lower.contains(": forbidden") {
             FailureKind::Forbidden
         } else if UNREACHABLE.iter().any(|needle| lower.contains(needle)) {
             FailureKind::Unreachable
         } else {
             FailureKind::Other
         };
-        let mut lines = meaningful_lines(text);
         if kind == FailureKind::Other {
             lines.truncate(1);
         }
@@ -238,6 +240,12 @@ mod tests {
         assert!(!read.detail.contains("backtrace"), "{}", read.detail);
         assert!(!read.detail.contains("anyhow"), "{}", read.detail);
         assert_eq!(read.detail, failure(CONNECT_CHAIN).detail);
+    }
+
+    #[test]
+    fn a_backtrace_frame_does_not_decide_the_kind() {
+        let text = "Callback evaluation failure: ApiError: Unauthorized: Unauthorized\n\nStack backtrace:\n   0: tokio::time::timeout::Timeout<T>::poll";
+        assert_eq!(failure(text).kind, FailureKind::Other);
     }
 
     #[test]

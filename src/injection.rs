@@ -8,15 +8,23 @@
 //!
 //! - credentials: container credentials for the ServiceAccounts listed in
 //!   `containerCredentials`, else the role of the ServiceAccount's annotation,
-//!   else of the `serviceAccounts` setting, checked against the guardrails;
-//! - audience and regional STS: ServiceAccount annotation, `serviceAccounts`
-//!   setting, then the global setting;
+//!   else of the `serviceAccounts` setting, checked against the guardrails
+//!   before any other annotation is read;
+//! - audience: for container credentials `containerCredentials.audience`;
+//!   else ServiceAccount annotation, `serviceAccounts` setting, `tokenAudience`;
+//! - regional STS: ServiceAccount annotation, `serviceAccounts` setting, then
+//!   the global setting;
+//! - STS endpoint (web identity only): the ServiceAccount's extension
+//!   annotation, then `stsEndpointUrl`;
 //! - token expiration: pod annotation, ServiceAccount annotation,
 //!   `serviceAccounts` setting, global setting, clamped to 600..86400; the
-//!   default 86400 spread over 79200..86400 for container credentials;
+//!   the setting's value (86400 by default; settings cannot tell it written
+//!   out from the default) spread over 79200..86400 for container credentials;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
-use crate::annotations::{parse_name_list, pod_overrides, service_account_overrides};
+use crate::annotations::{
+    parse_name_list, pod_overrides, service_account_overrides, service_account_role,
+};
 use crate::aws_env::AWS_ROLE_SESSION_NAME;
 use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
 use crate::error::PolicyError;
@@ -104,23 +112,36 @@ pub fn resolve(
         .container_credentials
         .as_ref()
         .filter(|cc| cc.covers(namespace, sa_name));
-    // Annotations are only read for pods that get credentials: a
-    // ServiceAccount without a role may carry anything without harm.
-    let role_annotated = service_account
-        .annotation(&config.annotations.role_arn)
-        .is_some_and(|value| !value.trim().is_empty());
-    let role_mapped = mapping.is_some_and(|m| m.role_arn.is_some());
-    if container_credentials.is_none() && !role_annotated && !role_mapped {
-        return Ok(None);
-    }
+    let object = format!("ServiceAccount {namespace}/{sa_name}");
+    // Container credentials take precedence over a role, as in the official
+    // webhook, and need none: a ServiceAccount moved to EKS Pod Identity may
+    // keep its old role annotation, and nothing reads it.
+    let role = match container_credentials {
+        Some(_) => None,
+        None => {
+            let annotated = service_account_role(
+                service_account,
+                &object,
+                &config.annotations,
+                &config.role_mapping,
+            )?;
+            // The ServiceAccount's own role wins over its `serviceAccounts` entry.
+            let Some(role) = annotated.or_else(|| mapping.and_then(|m| m.role_arn.clone())) else {
+                // No credentials: the other annotations are not read, and a
+                // ServiceAccount without a role may carry anything without harm.
+                return Ok(None);
+            };
+            // The guardrails judge the role before anything else is read.
+            config.guardrails.check(namespace, sa_name, &role)?;
+            Some(role)
+        }
+    };
     let from_service_account = service_account_overrides(
         service_account,
-        &format!("ServiceAccount {namespace}/{sa_name}"),
+        &object,
         &config.annotations,
         &config.extension,
-        container_credentials
-            .is_none()
-            .then_some(&config.role_mapping),
+        role.is_some(),
     )?;
     let from_pod = pod_overrides(pod, &config.annotations)?;
     let no_entry = Overrides::default();
@@ -133,35 +154,28 @@ pub fn resolve(
     ];
     let sources = Precedence(&order);
 
-    // Container credentials take precedence over a role, as in the official webhook.
-    let (credentials, audience, mount_path, volume_name, token_path) = match container_credentials {
-        Some(cc) => (
-            Credentials::ContainerCredentials {
-                full_uri: cc.full_uri.clone(),
-            },
-            &cc.audience,
-            &cc.mount_path,
-            &cc.volume_name,
-            cc.token_path.as_str(),
-        ),
-        None => {
-            let Some(role_arn) = sources.first(|o| o.role_arn.as_ref()) else {
-                return Ok(None);
-            };
-            config.guardrails.check(namespace, sa_name, role_arn)?;
-            (
-                Credentials::WebIdentity {
-                    role_arn: role_arn.clone(),
+    let (credentials, audience, mount_path, volume_name, token_path) =
+        match (container_credentials, role) {
+            (Some(cc), _) => (
+                Credentials::ContainerCredentials {
+                    full_uri: cc.full_uri.clone(),
                 },
+                &cc.audience,
+                &cc.mount_path,
+                &cc.volume_name,
+                cc.token_path.as_str(),
+            ),
+            (None, Some(role_arn)) => (
+                Credentials::WebIdentity { role_arn },
                 sources
                     .first(|o| o.audience.as_ref())
                     .unwrap_or(&config.audience),
                 &config.mount_path,
                 &config.volume_name,
                 TOKEN_PATH,
-            )
-        }
-    };
+            ),
+            (None, None) => return Ok(None),
+        };
     let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
     let mut warnings = Vec::new();
     let expiration = match sources.first(|o| o.token_expiration.as_ref()) {

@@ -43,7 +43,7 @@ pub fn is_url_with_host(value: &str, schemes: &[&str]) -> bool {
     schemes
         .iter()
         .find_map(|scheme| value.strip_prefix(scheme))
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        .is_some_and(|rest| rest.chars().next().is_some_and(|c| !":/?#".contains(c)))
         && !value.contains(char::is_whitespace)
 }
 
@@ -82,6 +82,20 @@ mod tests {
     #[case("C:/token", None)]
     fn mount_paths_are_absolute_and_plain(#[case] value: &str, #[case] path: Option<&str>) {
         assert_eq!(mount_path(value), path);
+    }
+
+    #[rstest]
+    #[case("https://sts.us-east-1.amazonaws.com", true)]
+    #[case("https://[fd00:ec2::23]/v1", true)]
+    #[case("https://", false)]
+    #[case("https:///path", false)]
+    #[case("https://:443", false)]
+    #[case("https://?x", false)]
+    #[case("https://#x", false)]
+    #[case("https://sts .amazonaws.com", false)]
+    #[case("http://sts.amazonaws.com", false)]
+    fn a_url_needs_the_scheme_and_a_host(#[case] value: &str, #[case] ok: bool) {
+        assert_eq!(is_url_with_host(value, &["https://"]), ok);
     }
 
     #[test]

@@ -123,7 +123,7 @@ checked_string!(
 checked_string!(
     /// The prefix of an annotation key (`eks.amazonaws.com`): a DNS subdomain.
     AnnotationPrefix,
-    "a DNS subdomain such as eks.amazonaws.com (lowercase letters, digits, '-' and '.')",
+    "a DNS subdomain (lowercase letters, digits, '-' and '.'), such as eks.amazonaws.com or irsa-policy.io",
     |v| is_dns_subdomain(v).then_some(v)
 );
 

@@ -1788,3 +1788,60 @@ fn audit_passes_a_pod_that_opted_out() {
     );
     assert_eq!(source.lookups(), 0);
 }
+
+#[test]
+fn audit_passes_a_pod_whose_annotations_select_no_container() {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/skip-containers": "app"});
+    let source = accounts(role_account());
+    assert_eq!(
+        audit(pod.clone(), &source, json!({})),
+        Decision::Accept { warnings: vec![] }
+    );
+    // At creation it got nothing either.
+    assert!(matches!(
+        evaluate(pod, role_account(), json!({})),
+        Decision::Accept { .. }
+    ));
+}
+
+#[test]
+fn audit_passes_a_pod_whose_volume_of_the_token_name_is_not_a_token() {
+    let pod = pod_with(
+        json!({"serviceAccountName": "app", "containers": [{"name": "app"}],
+        "volumes": [{"name": "aws-iam-token", "emptyDir": {}}]}),
+    );
+    let source = accounts(role_account());
+    assert_eq!(
+        audit(pod.clone(), &source, json!({})),
+        Decision::Accept { warnings: vec![] }
+    );
+    // A restart would not help: a pod created so is refused, naming the volume.
+    assert!(rejection(pod, role_account(), json!({}))
+        .contains("volume \"aws-iam-token\" already exists"));
+}
+
+#[test]
+fn the_guardrails_judge_the_role_before_other_annotations() {
+    let account = ServiceAccount::with_annotations([
+        ("eks.amazonaws.com/role-arn", ROLE),
+        ("eks.amazonaws.com/token-expiration", "soon"),
+    ]);
+    let message = rejection(
+        app_pod(),
+        account,
+        json!({"allowedAccounts": ["444455556666"]}),
+    );
+    assert!(
+        message.starts_with("ServiceAccount team-a/app may not assume role"),
+        "{message}"
+    );
+}
+
+#[test]
+fn container_credentials_pods_do_not_read_the_sts_endpoint() {
+    let account = ServiceAccount::with_annotations([("irsa-policy.io/sts-endpoint", "not a url")]);
+    let settings = json!({"containerCredentials": {"serviceAccounts": ["team-a/app"]}});
+    let pod = mutated(app_pod(), account, settings);
+    assert!(env_value(container(&pod, "app"), "AWS_ENDPOINT_URL_STS").is_none());
+}
