@@ -17,9 +17,10 @@
 //! - STS endpoint (web identity only): the ServiceAccount's extension
 //!   annotation, then `stsEndpointUrl`;
 //! - token expiration: pod annotation, ServiceAccount annotation,
-//!   `serviceAccounts` setting, global setting, clamped to 600..86400; with none
-//!   of these, the setting's value (86400 by default; settings cannot tell it written
-//!   out from the default) spread over 79200..86400 for container credentials;
+//!   `serviceAccounts` setting, then `tokenExpirationSeconds`, clamped to
+//!   600..86400; for container credentials, when only the setting decides
+//!   (settings cannot tell 86400 written out from the default), spread over
+//!   79200..86400;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
 use crate::annotations::{
