@@ -26,6 +26,9 @@ pub enum Decision {
     Reject(PolicyError),
 }
 
+/// Decides one admission request: the audit scanner's running pods are
+/// compared, pod creations (and, with the setting, `kubectl debug`) injected,
+/// everything else accepted as it is without a host call.
 pub fn decide(
     request: AdmissionRequest,
     config: &Config,
