@@ -881,7 +881,7 @@ mod tests {
         pod["spec"]["volumes"] = json!([{"name": "aws-iam-token", "emptyDir": {}}]);
         let err = planned(&pod, &web_identity()).unwrap_err();
         assert!(
-            matches!(&err, PolicyError::ForeignTokenVolume { found, .. } if found == "a emptyDir volume"),
+            matches!(&err, PolicyError::ForeignTokenVolume { found, .. } if found == "an emptyDir volume"),
             "{err:?}"
         );
     }

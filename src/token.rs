@@ -168,9 +168,20 @@ pub fn classify_volume(volume: &Value, audience: &str, path: &str) -> ExistingVo
                 format!("a projected token for audience {:?}", audiences.join(", "))
             }
         }
-        Some(kind) => format!("a {kind} volume"),
+        Some(kind) => format!("{} {kind} volume", article(kind)),
         None => "a volume with no source (an emptyDir)".into(),
     })
+}
+
+/// "an" before a vowel sound: the volume kinds that start with a vowel, and
+/// those read letter by letter whose first letter sounds like one.
+fn article(kind: &str) -> &'static str {
+    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']) || ["nfs", "rbd", "fc"].contains(&kind);
+    if vowel {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// The token file the SDKs read. Windows containers see the mount under `C:`
@@ -210,6 +221,10 @@ mod tests {
 
     #[rstest]
     #[case(json!({"name": "t", "hostPath": {"path": "/etc"}}), "a hostPath volume")]
+    #[case(json!({"name": "t", "emptyDir": {}}), "an emptyDir volume")]
+    #[case(json!({"name": "t", "ephemeral": {}}), "an ephemeral volume")]
+    #[case(json!({"name": "t", "nfs": {"server": "s"}}), "an nfs volume")]
+    #[case(json!({"name": "t", "csi": {"driver": "d"}}), "a csi volume")]
     #[case(json!({"name": "t"}), "a volume with no source (an emptyDir)")]
     #[case(json!({"name": "t", "projected": {"sources": [{"configMap": {"name": "x"}}]}}),
            "a projected volume without a service account token")]
