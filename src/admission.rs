@@ -4,7 +4,6 @@
 //! behaviour is tested natively, and the benchmark measures this same function
 //! as the native floor of a `policy.wasm` evaluation.
 
-use crate::audit::{out_of_step, remedy, Carried, Now};
 use crate::error::PolicyError;
 use crate::injection::resolve;
 use crate::pod::{opt_out_label, PodFacts};
@@ -36,8 +35,11 @@ pub fn decide(
     log: &Logger,
 ) -> Decision {
     if request.is_pod_create() && crate::audit::is_audit(&request.uid, &request.object) {
-        return match compare(&request.object, &request.namespace, config, accounts, log) {
-            Ok(decision) => decision,
+        return match crate::audit::audit(&request.object, &request.namespace, config, accounts, log)
+        {
+            Ok(()) => Decision::Accept {
+                warnings: Vec::new(),
+            },
             Err(error) => {
                 info!(log, "pod rejected"; "reason" => error.to_string(), "audit" => true);
                 Decision::Reject(error)
@@ -102,6 +104,11 @@ fn inject(
     if facts.opted_out {
         return unchanged(concat!("pod labelled ", opt_out_label!()), Vec::new());
     }
+    // AWS's webhook never injects a mirror pod either: the API server refuses
+    // one with a projected service account token.
+    if facts.mirror {
+        return unchanged("mirror pod of a static pod", Vec::new());
+    }
     let namespace = facts.namespace;
     if namespace.is_empty() {
         return Err(PolicyError::MalformedRequest(
@@ -153,81 +160,6 @@ fn inject(
           "credentials" => injection.credentials.summary(), "containers" => plan.injected.len());
     plan.edit.apply(&mut pod);
     Ok(Decision::Mutate { pod, warnings })
-}
-
-/// A running pod from Kubewarden's audit scanner: compared with what the same
-/// resolution gives a pod created now, never edited (the scanner drops patches).
-/// The same one ServiceAccount read as an admission.
-fn compare(
-    pod: &Value,
-    namespace: &str,
-    config: &Config,
-    accounts: &dyn ServiceAccountSource,
-    log: &Logger,
-) -> Result<Decision, PolicyError> {
-    let in_step = |reason: &str| {
-        info!(log, "pod left unchanged"; "reason" => reason, "audit" => true,
-              "pod" => pod["metadata"]["name"].as_str().unwrap_or_default());
-        Ok(Decision::Accept {
-            warnings: Vec::new(),
-        })
-    };
-    // The API server accepted this pod: a shape the policy cannot read is no
-    // finding of the audit.
-    let Ok(facts) = PodFacts::read(pod, namespace) else {
-        return in_step("audit: pod not readable");
-    };
-    // As for an admission: no namespace, no lookup.
-    if facts.namespace.is_empty() {
-        return in_step("audit: pod without a namespace");
-    }
-    // Opted out: no credentials are its due, whatever its ServiceAccount says.
-    if facts.opted_out {
-        return in_step(concat!("audit: pod labelled ", opt_out_label!()));
-    }
-    let service_account = match accounts.get(facts.namespace, facts.service_account)? {
-        Lookup::Found(service_account) => Some(service_account),
-        Lookup::NotFound => None,
-    };
-    let resolved = match &service_account {
-        Some(service_account) => resolve(config, service_account, &facts),
-        None => Ok(None),
-    };
-    let now = match &resolved {
-        // A pod whose annotations select none of its containers gets nothing
-        // at creation either (`inject`'s "no container to inject into").
-        Ok(Some(resolved))
-            if plan(pod, &facts.display, &resolved.injection, Scope::Creation)
-                .is_ok_and(|plan| plan.injected.is_empty()) =>
-        {
-            Now::Nothing
-        }
-        Ok(Some(resolved)) => Now::Gets(&resolved.injection),
-        Ok(None) => Now::Nothing,
-        Err(refusal @ PolicyError::RoleNotAllowed { .. }) => Now::Refused(refusal),
-        // An annotation the policy cannot read refuses new pods, with its
-        // message; it says nothing about this one.
-        Err(_) => return in_step("audit: ServiceAccount not readable"),
-    };
-    let volume_name = match now {
-        Now::Gets(injection) => injection.volume_name.as_str(),
-        Now::Nothing | Now::Refused(_) => &config.volume_name,
-    };
-    let mut carried = Carried::read(pod, volume_name);
-    if carried.token_audience.is_none() && !matches!(now, Now::Gets(_)) {
-        if let Some(cc) = &config.container_credentials {
-            carried = Carried::read(pod, &cc.volume_name);
-        }
-    }
-    match out_of_step(&carried, now) {
-        None => in_step("audit: in step with its ServiceAccount"),
-        Some(reason) => Err(PolicyError::OutOfStep {
-            pod: facts.display.clone(),
-            service_account: format!("{}/{}", facts.namespace, facts.service_account),
-            reason,
-            remedy: remedy(pod, facts.namespace),
-        }),
-    }
 }
 
 /// Logs why the pod is let through as it is. One copy for every reason: the

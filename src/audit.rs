@@ -4,15 +4,31 @@
 //! does the pod still use the old one?").
 //!
 //! With `backgroundAudit: true` the scanner sends every existing pod to the
-//! policy as a CREATE and writes the answers into PolicyReports; for a mutating
+//! policy as a CREATE and writes the answers into reports; for a mutating
 //! policy only accept and reject count, a patch is dropped. So an audited pod
 //! is never edited: it is compared with what the same resolution would give it
 //! now, and a pod that differs is refused with what to run.
+//!
+//! The rule that keeps a report worth reading: a pod the policy admits now
+//! passes the audit now (`invariants::admitted_passes_audit`). So only what
+//! the policy itself writes is compared (a role a container sets for itself
+//! is the author's), pods that run no code or that no restart can change pass,
+//! and a pod that a restart would not fix is told what to fix first.
 
-use crate::aws_env::AWS_ROLE_ARN;
-use crate::error::PolicyError;
-use crate::injection::Injection;
+use crate::aws_env::{
+    self, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_ROLE_ARN,
+    AWS_WEB_IDENTITY_TOKEN_FILE,
+};
+use crate::credentials::{ContainerCredentialsSettings, Credentials};
+use crate::error::{Finding, PolicyError};
+use crate::injection::{resolve, Injection};
+use crate::pod::{opt_out_label, PodFacts};
+use crate::pod_edit::{plan, Scope};
+use crate::service_account::{Lookup, ServiceAccountSource};
+use crate::settings::Config;
+use crate::token::{token_file, TOKEN_PATH};
 use serde_json::Value;
+use slog::{info, Logger};
 
 /// Whether the request is the audit scanner's rather than the API server's.
 ///
@@ -24,115 +40,333 @@ pub fn is_audit(request_uid: &str, pod: &Value) -> bool {
     !request_uid.is_empty() && pod["metadata"]["uid"].as_str() == Some(request_uid)
 }
 
-/// What the pod carries now, read from its JSON.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Carried<'a> {
-    /// The audience of the projected token volume with this name, if any;
-    /// `Some("")` for a volume of that name that is not a token.
-    pub token_audience: Option<&'a str>,
-    /// `AWS_ROLE_ARN` of the first container that mounts the token volume.
-    pub role_arn: Option<&'a str>,
+/// A pod that has run to its end (a finished Job's, kept for its logs) runs
+/// no code that could use credentials, and restarting it creates nothing.
+/// The scanner sends these too.
+pub fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
-impl<'a> Carried<'a> {
-    pub fn read(pod: &'a Value, volume_name: &str) -> Self {
-        let volume = pod["spec"]["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["name"].as_str() == Some(volume_name));
-        let token_audience = volume.map(|volume| {
-            volume["projected"]["sources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|source| source["serviceAccountToken"]["audience"].as_str())
-                .unwrap_or("")
-        });
-        let mounts_token = |container: &&Value| {
-            container["volumeMounts"].as_array().is_some_and(|mounts| {
-                mounts
-                    .iter()
-                    .any(|m| m["name"].as_str() == Some(volume_name))
+/// Judges one running pod from the scanner, with one ServiceAccount read, as
+/// an admission makes.
+pub fn audit(
+    pod: &Value,
+    namespace: &str,
+    config: &Config,
+    accounts: &dyn ServiceAccountSource,
+    log: &Logger,
+) -> Result<(), PolicyError> {
+    let passes = |reason: &str| {
+        info!(log, "pod left unchanged"; "reason" => reason, "audit" => true,
+              "pod" => pod["metadata"]["name"].as_str().unwrap_or_default());
+        Ok(())
+    };
+    // The API server accepted this pod: a shape the policy cannot read is no
+    // finding of the audit.
+    let Ok(facts) = PodFacts::read(pod, namespace) else {
+        return passes("audit: pod not readable");
+    };
+    // As for an admission: no namespace, no lookup.
+    if facts.namespace.is_empty() {
+        return passes("audit: pod without a namespace");
+    }
+    // Opted out: no credentials are its due, whatever its ServiceAccount says.
+    if facts.opted_out {
+        return passes(concat!("audit: pod labelled ", opt_out_label!()));
+    }
+    // Admission leaves mirror pods alone; the kubelet owns them.
+    if facts.mirror {
+        return passes("audit: mirror pod");
+    }
+    if is_finished(pod) {
+        return passes("audit: pod finished");
+    }
+    let now = match accounts.get(facts.namespace, facts.service_account)? {
+        Lookup::NotFound => Now::Nothing { gone: true },
+        Lookup::Found(service_account) => match resolve(config, &service_account, &facts) {
+            Ok(Some(resolved)) => Now::Gets(Box::new(resolved.injection)),
+            Ok(None) => Now::Nothing { gone: false },
+            Err(refusal) => Now::Refused(refusal),
+        },
+    };
+    match judge(pod, &facts, &now, config) {
+        None => passes("audit: in step with its ServiceAccount"),
+        Some(finding) => {
+            let restart = restart(pod, facts.namespace);
+            Err(PolicyError::OutOfStep {
+                pod: facts.display.clone(),
+                service_account: format!("{}/{}", facts.namespace, facts.service_account),
+                remedy: match finding.first_step() {
+                    Some(first) => format!("{first}, then {restart}"),
+                    None => restart,
+                },
+                finding: Box::new(finding),
             })
-        };
-        let role_arn = ["initContainers", "containers"]
-            .iter()
-            .filter_map(|list| pod["spec"][list].as_array())
-            .flatten()
-            .filter(mounts_token)
-            .find_map(|container| {
-                container["env"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|e| e["name"].as_str() == Some(AWS_ROLE_ARN))
-                    .and_then(|e| e["value"].as_str())
-            });
-        Carried {
-            token_audience,
-            role_arn,
         }
     }
 }
 
 /// What a pod created now would get.
-#[derive(Debug, Clone, Copy)]
-pub enum Now<'a> {
+#[derive(Debug)]
+enum Now {
     /// Credentials, as this injection.
-    Gets(&'a Injection),
-    /// Nothing: the ServiceAccount grants no credentials (or is gone).
-    Nothing,
-    /// A refusal: the guardrails no longer allow the ServiceAccount's role.
-    Refused(&'a PolicyError),
+    Gets(Box<Injection>),
+    /// Nothing: the ServiceAccount grants no credentials, or is `gone`.
+    Nothing { gone: bool },
+    /// A refusal: the guardrails no longer allow the ServiceAccount's role, or
+    /// one of its annotations cannot be read.
+    Refused(PolicyError),
 }
 
-/// Why an audited pod is out of step with what it would get now, if it is.
-pub fn out_of_step(carried: &Carried, now: Now) -> Option<String> {
-    // A volume of that name that is not a token is not the policy's: a pod
-    // created now would be refused naming it, and a restart would not help.
-    if carried.token_audience == Some("") {
+/// Why the running pod differs from a pod created now, if it does.
+fn judge(pod: &Value, facts: &PodFacts, now: &Now, config: &Config) -> Option<Finding> {
+    let written = Written::read_all(pod, config, facts.windows);
+    let any_written = written.first();
+    let injection = match now {
+        Now::Nothing { gone } => {
+            return any_written.map(|written| Finding::NoLongerGranted {
+                carried: written.describe(),
+                gone: *gone,
+            })
+        }
+        Now::Refused(refusal) => {
+            return Some(Finding::Refused {
+                carried: any_written.map(Written::describe),
+                refusal: Box::new(refusal.clone()),
+            })
+        }
+        Now::Gets(injection) => injection,
+    };
+    let planned = plan(pod, &facts.display, injection, Scope::Creation);
+    // The pod's annotations select none of its containers: it gets nothing at
+    // creation either, and whatever they carry is their own.
+    if planned.as_ref().is_ok_and(|plan| plan.injected.is_empty()) {
         return None;
     }
-    match (now, carried.token_audience) {
-        (Now::Gets(injection), None) => Some(format!(
-            "it has no AWS credentials, but its ServiceAccount now gives {}: the pod was created \
-             before that (or while the policy was not active)",
-            injection.credentials.summary()
-        )),
-        (Now::Gets(injection), Some(audience)) if audience != injection.audience => Some(format!(
-            "its token volume {:?} has audience {audience:?}, but a pod created now gets {:?}",
-            injection.volume_name, injection.audience
-        )),
-        (Now::Gets(injection), Some(_)) => {
-            match (carried.role_arn, injection.credentials.role_arn()) {
-                (Some(carried), Some(now)) if carried != now => Some(format!(
-                    "it runs with AWS_ROLE_ARN {carried}, but its ServiceAccount now names {now}"
-                )),
-                _ => None,
+    let kind = Kind::of(&injection.credentials);
+    match written.iter().find(|w| w.kind == kind) {
+        None => {
+            if let Some(other) = any_written {
+                return Some(Finding::KindChanged {
+                    carried: other.describe(),
+                    now: gives(injection),
+                });
             }
         }
-        (Now::Nothing, Some(_)) => Some(format!(
-            "it carries AWS credentials{} although its ServiceAccount no longer grants any",
-            role_suffix(carried)
-        )),
-        (Now::Refused(refusal), Some(_)) => Some(format!(
-            "it carries AWS credentials{} that the guardrails now refuse ({refusal})",
-            role_suffix(carried)
-        )),
-        (Now::Nothing | Now::Refused(_), None) => None,
+        Some(written) if written.audience != injection.audience.as_str() => {
+            return Some(Finding::AudienceChanged {
+                volume: written.volume.to_owned(),
+                carried: written.audience.to_owned(),
+                now: injection.audience.clone(),
+            })
+        }
+        Some(written) => {
+            // Several containers, one of them with a role of its own: the
+            // others carry what the policy wrote, today's if any does.
+            let current = injection.credentials.summary();
+            if !written.values.contains(&current) {
+                let carried = written.values[0].to_owned();
+                let now = current.to_owned();
+                return Some(match kind {
+                    Kind::WebIdentity => Finding::RoleChanged { carried, now },
+                    Kind::ContainerCredentials => Finding::EndpointChanged { carried, now },
+                });
+            }
+        }
+    }
+    match planned {
+        Err(
+            refusal @ (PolicyError::ForeignTokenVolume { .. }
+            | PolicyError::MountPathTaken { .. }
+            | PolicyError::TokenVolumeMountedElsewhere { .. }),
+        ) => Some(Finding::WouldBeRefused {
+            refusal: Box::new(refusal),
+        }),
+        // A shape the policy cannot read; the API server accepted it.
+        Err(_) => None,
+        Ok(plan) if plan.edit.is_empty() => None,
+        Ok(plan) if written.is_empty() && plan.edit.adds_volume() => Some(Finding::NoCredentials {
+            gives: gives(injection),
+        }),
+        Ok(plan) => Some(Finding::Lacks {
+            items: plan.edit.describe(pod),
+        }),
     }
 }
 
-fn role_suffix(carried: &Carried) -> String {
-    carried
-        .role_arn
-        .map(|role| format!(" for {role}"))
-        .unwrap_or_default()
+/// What a pod created now gets, for a finding.
+fn gives(injection: &Injection) -> String {
+    match &injection.credentials {
+        Credentials::WebIdentity { role_arn } => role_arn.to_string(),
+        Credentials::ContainerCredentials { full_uri } => {
+            format!("EKS Pod Identity container credentials from {full_uri}")
+        }
+    }
+}
+
+/// The two kinds of credentials the policy writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    WebIdentity,
+    ContainerCredentials,
+}
+
+impl Kind {
+    fn of(credentials: &Credentials) -> Self {
+        match credentials {
+            Credentials::WebIdentity { .. } => Kind::WebIdentity,
+            Credentials::ContainerCredentials { .. } => Kind::ContainerCredentials,
+        }
+    }
+}
+
+/// Where the policy puts one kind of credentials, as the settings say now.
+struct Shape<'a> {
+    kind: Kind,
+    volume_name: &'a str,
+    mount_path: &'a str,
+    token_path: &'a str,
+    /// The variable that names the credentials, then the token file's.
+    pair: [&'static str; 2],
+}
+
+/// Credentials shaped exactly as the policy writes them: its token volume (a
+/// projected service account token of its name and path), mounted at its
+/// path, and in the same container its pair of variables, the token file's
+/// naming the policy's file, after the container's own variables (only the
+/// policy's may follow). A pair a container sets for itself anywhere else, or
+/// a token volume without the pair, is its author's: admission keeps it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Written<'a> {
+    pub kind: Kind,
+    pub volume: &'a str,
+    pub audience: &'a str,
+    /// The role ARNs (or endpoints) of the containers that carry the pair.
+    pub values: Vec<&'a str>,
+}
+
+impl<'a> Written<'a> {
+    /// Both kinds, as far as the pod carries them. Container credentials are
+    /// recognised with the official webhook's defaults when the settings no
+    /// longer have `containerCredentials`, so a pod that kept them is seen.
+    pub fn read_all(pod: &'a Value, config: &'a Config, windows: bool) -> Vec<Self> {
+        let defaults = ContainerCredentialsSettings::default();
+        let container_credentials = match &config.container_credentials {
+            Some(cc) => Shape {
+                kind: Kind::ContainerCredentials,
+                volume_name: &cc.volume_name,
+                mount_path: &cc.mount_path,
+                token_path: &cc.token_path,
+                pair: [
+                    AWS_CONTAINER_CREDENTIALS_FULL_URI,
+                    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+                ],
+            },
+            None => Shape {
+                kind: Kind::ContainerCredentials,
+                volume_name: &defaults.volume_name,
+                mount_path: &defaults.mount_path,
+                token_path: &defaults.token_path,
+                pair: [
+                    AWS_CONTAINER_CREDENTIALS_FULL_URI,
+                    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+                ],
+            },
+        };
+        let web_identity = Shape {
+            kind: Kind::WebIdentity,
+            volume_name: &config.volume_name,
+            mount_path: &config.mount_path,
+            token_path: TOKEN_PATH,
+            pair: [AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE],
+        };
+        [web_identity, container_credentials]
+            .iter()
+            .filter_map(|shape| Written::read(pod, shape, windows))
+            .collect()
+    }
+
+    fn read(pod: &'a Value, shape: &Shape, windows: bool) -> Option<Self> {
+        let volume = pod["spec"]["volumes"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"].as_str() == Some(shape.volume_name))?;
+        let audience = volume["projected"]["sources"]
+            .as_array()?
+            .iter()
+            .map(|source| &source["serviceAccountToken"])
+            .find(|token| token["path"].as_str() == Some(shape.token_path))?["audience"]
+            .as_str()?;
+        let token_file = token_file(shape.mount_path, shape.token_path, windows);
+        let values: Vec<&str> = ["initContainers", "containers"]
+            .iter()
+            .filter_map(|list| pod["spec"][list].as_array())
+            .flatten()
+            .filter(|container| mounts(container, shape))
+            .filter_map(|container| written_pair(container, shape, &token_file))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        // The volume's name as the settings give it, borrowed from the pod.
+        let volume = volume["name"].as_str()?;
+        Some(Written {
+            kind: shape.kind,
+            volume,
+            audience,
+            values,
+        })
+    }
+
+    /// What the pod carries, for a finding.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::WebIdentity => format!("AWS credentials for {}", self.values[0]),
+            Kind::ContainerCredentials => format!(
+                "EKS Pod Identity container credentials from {}",
+                self.values[0]
+            ),
+        }
+    }
+}
+
+fn mounts(container: &Value, shape: &Shape) -> bool {
+    container["volumeMounts"].as_array().is_some_and(|mounts| {
+        mounts.iter().any(|m| {
+            m["name"].as_str() == Some(shape.volume_name)
+                && m["mountPath"]
+                    .as_str()
+                    .is_some_and(|path| path.trim_end_matches('/') == shape.mount_path)
+        })
+    })
+}
+
+/// The value of the pair's first variable, when the container's variables
+/// end with the pair as the policy appends it (only the policy's own
+/// variables after it).
+fn written_pair<'a>(container: &'a Value, shape: &Shape, token_file: &str) -> Option<&'a str> {
+    let env = container["env"].as_array()?;
+    let at = env
+        .iter()
+        .position(|var| var["name"].as_str() == Some(shape.pair[0]))?;
+    let token = env.get(at + 1)?;
+    let after_ours = env[at + 2..].iter().all(|var| {
+        var["name"]
+            .as_str()
+            .is_some_and(|n| aws_env::names().any(|p| p == n))
+    });
+    (token["name"].as_str() == Some(shape.pair[1])
+        && token["value"].as_str() == Some(token_file)
+        && after_ours)
+        .then(|| env[at]["value"].as_str())
+        .flatten()
 }
 
 /// What to run so the pod is created again, from its `ownerReferences`.
-pub fn remedy(pod: &Value, namespace: &str) -> String {
+pub fn restart(pod: &Value, namespace: &str) -> String {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let owners = pod["metadata"]["ownerReferences"].as_array();
     let owner = owners.and_then(|owners| {
@@ -157,27 +391,37 @@ pub fn remedy(pod: &Value, namespace: &str) -> String {
             .filter(|d| !d.is_empty()),
         _ => None,
     };
+    let delete = format!("kubectl -n {namespace} delete pod {name}");
     match (kind, deployment) {
         (_, Some(deployment)) => format!(
             "restart its Deployment: kubectl -n {namespace} rollout restart deployment/{deployment}"
         ),
         ("StatefulSet" | "DaemonSet", _) => format!(
-            "restart its {kind}: kubectl -n {namespace} rollout restart {}/{owner_name}",
+            "restart its {kind}: kubectl -n {namespace} rollout restart {}/{owner_name} (with \
+             the OnDelete update strategy, delete the pod instead: {delete})",
             kind.to_ascii_lowercase()
         ),
-        ("", _) => format!(
-            "delete and re-create the pod (kubectl -n {namespace} delete pod {name}, then apply it again)"
+        ("Job", _) => format!(
+            "delete the pod and its Job {owner_name} creates another, which may count against \
+             the Job's backoffLimit: {delete}"
         ),
-        _ => format!(
-            "delete the pod and let its {kind} {owner_name} create it again: kubectl -n {namespace} delete pod {name}"
-        ),
+        ("", _) => format!("delete and re-create the pod ({delete}, then apply it again)"),
+        _ => format!("delete the pod and let its {kind} {owner_name} create it again: {delete}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
+    use rstest::rstest;
     use serde_json::json;
+
+    const TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
+
+    fn config(settings: Value) -> Config {
+        Config::from_settings(&serde_json::from_value::<Settings>(settings).unwrap()).unwrap()
+    }
 
     #[test]
     fn an_audited_pod_is_one_whose_uid_is_the_requests() {
@@ -189,28 +433,110 @@ mod tests {
         assert!(!is_audit("", &json!({"metadata": {"uid": ""}})));
     }
 
+    #[rstest]
+    #[case("Succeeded", true)]
+    #[case("Failed", true)]
+    #[case("Running", false)]
+    #[case("Pending", false)]
+    #[case("Unknown", false)]
+    fn a_pod_that_ran_to_its_end_is_finished(#[case] phase: &str, #[case] finished: bool) {
+        assert_eq!(is_finished(&json!({"status": {"phase": phase}})), finished);
+        assert!(!is_finished(&json!({"spec": {}})));
+    }
+
+    fn web_identity_pod(env: Value) -> Value {
+        json!({"spec": {
+            "volumes": [{"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}}],
+            "containers": [{"name": "app", "env": env,
+                "volumeMounts": [{"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}]}]}})
+    }
+
+    fn pair(role: &str) -> Value {
+        json!([{"name": "AWS_ROLE_ARN", "value": role}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}])
+    }
+
     #[test]
-    fn reads_the_token_audience_and_the_role_of_a_container_that_mounts_it() {
+    fn reads_the_credentials_the_policy_wrote() {
+        let config = config(json!({}));
+        let pod = web_identity_pod(pair("arn:injected"));
+        assert_eq!(
+            Written::read_all(&pod, &config, false),
+            [Written {
+                kind: Kind::WebIdentity,
+                volume: "aws-iam-token",
+                audience: "sts.amazonaws.com",
+                values: vec!["arn:injected"],
+            }]
+        );
+        // On Windows the token file is another one.
+        assert!(Written::read_all(&pod, &config, true).is_empty());
+    }
+
+    #[rstest]
+    // The container's own role, without the token file the policy writes.
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}]))]
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/mine/token"}]))]
+    // The pair, then a variable of the container's own: the pair is the author's.
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "LOG_LEVEL", "value": "debug"}]))]
+    // The two apart.
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "LOG_LEVEL", "value": "debug"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}]))]
+    #[case(json!(null))]
+    fn a_pair_the_policy_did_not_write_is_the_authors(#[case] env: Value) {
+        let config = config(json!({}));
+        let pod = web_identity_pod(env);
+        assert!(Written::read_all(&pod, &config, false).is_empty());
+    }
+
+    #[test]
+    fn the_policys_later_variables_may_follow_its_pair() {
+        let config = config(json!({}));
+        let mut env = pair("arn:injected");
+        env.as_array_mut().unwrap().push(
+            json!({"name": "AWS_ROLE_SESSION_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        );
+        let pod = web_identity_pod(env);
+        assert_eq!(Written::read_all(&pod, &config, false).len(), 1);
+    }
+
+    #[rstest]
+    // Not mounted where the policy mounts it.
+    #[case(json!({"name": "aws-iam-token", "mountPath": "/elsewhere"}), json!("token"))]
+    // Another file in the volume.
+    #[case(json!({"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount"}), json!("jwt"))]
+    fn a_token_not_where_the_policy_puts_it_is_the_authors(
+        #[case] mount: Value,
+        #[case] path: Value,
+    ) {
+        let config = config(json!({}));
+        let mut pod = web_identity_pod(pair("arn:x"));
+        pod["spec"]["containers"][0]["volumeMounts"] = json!([mount]);
+        pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["path"] = path;
+        assert!(Written::read_all(&pod, &config, false).is_empty());
+    }
+
+    #[test]
+    fn container_credentials_are_recognised_without_their_setting() {
         let pod = json!({"spec": {
-            "volumes": [{"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken":
-                {"audience": "sts.amazonaws.com", "path": "token"}}]}}],
-            "containers": [
-                {"name": "proxy", "env": [{"name": "AWS_ROLE_ARN", "value": "arn:own"}]},
-                {"name": "app", "env": [{"name": "AWS_ROLE_ARN", "value": "arn:injected"}],
-                 "volumeMounts": [{"name": "aws-iam-token", "mountPath": "/t"}]}]}});
+            "volumes": [{"name": "eks-pod-identity-token", "projected": {"sources": [
+                {"serviceAccountToken": {"audience": "pods.eks.amazonaws.com", "expirationSeconds": 80000, "path": "eks-pod-identity-token"}}]}}],
+            "containers": [{"name": "app", "env": [
+                {"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://169.254.170.23/v1/credentials"},
+                {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "value": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}],
+                "volumeMounts": [{"name": "eks-pod-identity-token", "mountPath": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount", "readOnly": true}]}]}});
+        let config = config(json!({}));
+        let written = Written::read_all(&pod, &config, false);
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].kind, Kind::ContainerCredentials);
         assert_eq!(
-            Carried::read(&pod, "aws-iam-token"),
-            Carried {
-                token_audience: Some("sts.amazonaws.com"),
-                role_arn: Some("arn:injected")
-            }
+            written[0].describe(),
+            "EKS Pod Identity container credentials from http://169.254.170.23/v1/credentials"
         );
-        assert_eq!(Carried::read(&pod, "other"), Carried::default());
-        let empty_dir = json!({"spec": {"volumes": [{"name": "aws-iam-token", "emptyDir": {}}]}});
-        assert_eq!(
-            Carried::read(&empty_dir, "aws-iam-token").token_audience,
-            Some("")
-        );
+    }
+
+    fn owned_by(kind: &str, name: &str) -> Value {
+        json!({"metadata": {"name": "pod-1",
+            "ownerReferences": [{"kind": kind, "name": name, "controller": true}]}})
     }
 
     #[test]
@@ -219,25 +545,45 @@ mod tests {
             "labels": {"pod-template-hash": "7d9f5c6b8"},
             "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f5c6b8", "controller": true}]}});
         assert_eq!(
-            remedy(&deployment_pod, "team-a"),
+            restart(&deployment_pod, "team-a"),
             "restart its Deployment: kubectl -n team-a rollout restart deployment/web"
         );
-        let stateful = json!({"metadata": {"name": "db-0",
-            "ownerReferences": [{"kind": "StatefulSet", "name": "db", "controller": true}]}});
         assert_eq!(
-            remedy(&stateful, "team-a"),
-            "restart its StatefulSet: kubectl -n team-a rollout restart statefulset/db"
+            restart(&owned_by("StatefulSet", "db"), "team-a"),
+            "restart its StatefulSet: kubectl -n team-a rollout restart statefulset/db (with the \
+             OnDelete update strategy, delete the pod instead: kubectl -n team-a delete pod pod-1)"
         );
-        let job = json!({"metadata": {"name": "backup-x1",
-            "ownerReferences": [{"kind": "Job", "name": "backup", "controller": true}]}});
+        assert!(restart(&owned_by("DaemonSet", "agent"), "team-a")
+            .starts_with("restart its DaemonSet: kubectl -n team-a rollout restart daemonset/agent (with the OnDelete"));
         assert_eq!(
-            remedy(&job, "team-a"),
-            "delete the pod and let its Job backup create it again: kubectl -n team-a delete pod backup-x1"
+            restart(&owned_by("Job", "backup"), "team-a"),
+            "delete the pod and its Job backup creates another, which may count against the \
+             Job's backoffLimit: kubectl -n team-a delete pod pod-1"
+        );
+        // A ReplicaSet of no Deployment, and owners the policy knows nothing of.
+        assert_eq!(
+            restart(&owned_by("ReplicaSet", "web"), "team-a"),
+            "delete the pod and let its ReplicaSet web create it again: kubectl -n team-a delete pod pod-1"
+        );
+        assert_eq!(
+            restart(&owned_by("Rollout", "canary"), "team-a"),
+            "delete the pod and let its Rollout canary create it again: kubectl -n team-a delete pod pod-1"
         );
         let bare = json!({"metadata": {"name": "debug"}});
         assert_eq!(
-            remedy(&bare, "team-a"),
+            restart(&bare, "team-a"),
             "delete and re-create the pod (kubectl -n team-a delete pod debug, then apply it again)"
         );
+    }
+
+    #[test]
+    fn the_controlling_owner_is_the_one_named() {
+        let pod = json!({"metadata": {"name": "p", "ownerReferences": [
+            {"kind": "ConfigMap", "name": "c"},
+            {"kind": "Job", "name": "backup", "controller": true}]}});
+        assert!(restart(&pod, "ns").contains("its Job backup"));
+        let pod =
+            json!({"metadata": {"name": "p", "ownerReferences": [{"kind": "Job", "name": "j"}]}});
+        assert!(restart(&pod, "ns").contains("its Job j"));
     }
 }

@@ -20,14 +20,6 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// The role, for web identity credentials.
-    pub fn role_arn(&self) -> Option<&str> {
-        match self {
-            Credentials::WebIdentity { role_arn } => Some(role_arn.as_str()),
-            Credentials::ContainerCredentials { .. } => None,
-        }
-    }
-
     /// For the decision log: the role, or the endpoint.
     pub fn summary(&self) -> &str {
         match self {

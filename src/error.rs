@@ -116,12 +116,14 @@ pub enum PolicyError {
     },
 
     /// An existing pod, sent by Kubewarden's audit scanner, differs from what
-    /// its ServiceAccount gives a pod created now: it needs re-creating.
-    #[error("pod {pod} is out of step with ServiceAccount {service_account}: {reason}; {remedy}")]
+    /// its ServiceAccount gives a pod created now. The remedy says what to
+    /// run, and what to fix first when a pod created now would be refused.
+    #[error("pod {pod} is out of step with ServiceAccount {service_account}: {finding}; {remedy}")]
     OutOfStep {
         pod: String,
         service_account: String,
-        reason: String,
+        /// Boxed: the other refusals, returned on every path, stay small.
+        finding: Box<Finding>,
         remedy: String,
     },
 
@@ -137,6 +139,125 @@ pub enum PolicyError {
         name: String,
         failure: LookupFailure,
     },
+}
+
+/// Why the audit reports a running pod: what it carries, and what a pod
+/// created now would get or meet instead.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Finding {
+    /// The pod has none of the credentials a pod created now gets.
+    #[error(
+        "it has no AWS credentials, but its ServiceAccount now gives {gives}: the pod was \
+         created before that (or while the policy was not active)"
+    )]
+    NoCredentials { gives: String },
+
+    /// The pod has the credentials, but a pod created now gets more (a region,
+    /// regional STS, a session name, a mount in another container).
+    #[error(
+        "a pod created now also gets {}, which this pod lacks: it was created before the \
+         setting or annotation that gives it",
+        .items.join("; ")
+    )]
+    Lacks { items: Vec<String> },
+
+    /// The role the policy wrote is not the one the ServiceAccount names now.
+    #[error("it runs with AWS_ROLE_ARN {carried}, but its ServiceAccount now names {now}")]
+    RoleChanged { carried: String, now: String },
+
+    /// The container credentials endpoint the policy wrote is not today's.
+    #[error(
+        "it runs with AWS_CONTAINER_CREDENTIALS_FULL_URI {carried}, but a pod created now gets \
+         {now}"
+    )]
+    EndpointChanged { carried: String, now: String },
+
+    /// The token volume the policy wrote is for another audience than today's.
+    #[error(
+        "its token volume {volume:?} has audience {carried:?}, but a pod created now gets {now:?}"
+    )]
+    AudienceChanged {
+        volume: String,
+        carried: String,
+        now: String,
+    },
+
+    /// Web identity credentials where the ServiceAccount now gets EKS Pod
+    /// Identity's container credentials, or the reverse.
+    #[error("it carries {carried}, but its ServiceAccount now gives {now} instead")]
+    KindChanged { carried: String, now: String },
+
+    /// Credentials the policy wrote, for a ServiceAccount that grants none now.
+    #[error(
+        "it carries {carried} although its ServiceAccount {}",
+        if *.gone { "no longer exists" } else { "no longer grants any" }
+    )]
+    NoLongerGranted { carried: String, gone: bool },
+
+    /// A pod of this ServiceAccount created now is refused (the guardrails no
+    /// longer allow its role, or one of its annotations cannot be read).
+    #[error("{}", refused(.carried.as_deref(), .refusal))]
+    Refused {
+        carried: Option<String>,
+        refusal: Box<PolicyError>,
+    },
+
+    /// A pod created now from this one's template is refused for its own
+    /// shape (a volume at the token path, a foreign volume of the token's name).
+    #[error("a pod created now would be refused: {refusal}")]
+    WouldBeRefused { refusal: Box<PolicyError> },
+}
+
+fn refused(carried: Option<&str>, refusal: &PolicyError) -> String {
+    match (carried, refusal) {
+        (Some(carried), PolicyError::RoleNotAllowed { .. }) => {
+            format!("it carries {carried} that the guardrails now refuse ({refusal})")
+        }
+        (Some(carried), _) => {
+            format!("it carries {carried}, but a pod created now is refused ({refusal})")
+        }
+        (None, _) => format!("a pod created now is refused ({refusal})"),
+    }
+}
+
+impl Finding {
+    /// Whether the finding is about credentials the pod carries: the audit
+    /// cannot tell those from the same values written by the pod's author.
+    pub fn is_about_carried(&self) -> bool {
+        match self {
+            Finding::RoleChanged { .. }
+            | Finding::EndpointChanged { .. }
+            | Finding::AudienceChanged { .. }
+            | Finding::KindChanged { .. }
+            | Finding::NoLongerGranted { .. } => true,
+            Finding::Refused { carried, .. } => carried.is_some(),
+            Finding::NoCredentials { .. }
+            | Finding::Lacks { .. }
+            | Finding::WouldBeRefused { .. } => false,
+        }
+    }
+
+    /// What must change before a restart helps, when a pod created now would
+    /// be refused.
+    pub fn first_step(&self) -> Option<&'static str> {
+        match self {
+            Finding::Refused { refusal, .. } => Some(match **refusal {
+                PolicyError::RoleNotAllowed { .. } => {
+                    "fix the ServiceAccount's role or the guardrails first (until then every new \
+                     pod of this ServiceAccount is refused)"
+                }
+                _ => {
+                    "fix the ServiceAccount first (until then every new pod of this \
+                     ServiceAccount is refused)"
+                }
+            }),
+            Finding::WouldBeRefused { .. } => Some(
+                "change the pod's template as that says first (until then a pod created from it \
+                 is refused)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Values quoted in messages are cut to this many bytes: an annotation can be

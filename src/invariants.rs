@@ -5,8 +5,13 @@
 //! Not called by the policy itself, so the module in policy.wasm leaves them out.
 
 use crate::admission::Decision;
+use crate::audit::{is_audit, Written};
+use crate::error::PolicyError;
+use crate::pod::PodFacts;
+use crate::request::ValidatePayload;
 use crate::service_account::ServiceAccountSource;
-use serde_json::Value;
+use crate::settings::Config;
+use serde_json::{json, Map, Value};
 
 /// Every value of `original` is in `edited` at the same JSON pointer: objects
 /// may gain keys, lists may grow at the end, a null may become a list or an
@@ -101,8 +106,140 @@ pub fn no_duplicates(pod: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// The `uid` the audit scanner gives the pod an admission let through: the
+/// pod's own, once the API server has stored it.
+pub const AUDIT_UID: &str = "6f1d0c2e-8a4b-4e6f-9c3d-2b7a5e8f1a40";
+
+/// The audit scanner's request for the pod that `request` (an AdmissionRequest
+/// for a pod creation) let through as `admitted`: the pod as the API server
+/// stores it (its name, `uid` and status, `defaultMode: 420` on projected
+/// volumes), in a CREATE whose `uid` is the pod's, with empty `userInfo` and
+/// `resource.resource` the kind, as Kubewarden's scanner sends it.
+pub fn audit_request(request: &Value, admitted: &Value) -> Value {
+    let mut pod = admitted.clone();
+    if let Some(pod) = pod.as_object_mut() {
+        if let Some(metadata) = object_at(pod, "metadata") {
+            let unnamed = metadata
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty);
+            if let (true, Some(prefix)) = (
+                unnamed,
+                metadata.get("generateName").and_then(Value::as_str),
+            ) {
+                // The API server cuts the prefix to 58 characters and adds five.
+                let cut = prefix.floor_char_boundary(58);
+                let name = format!("{}x7k2p", &prefix[..cut]);
+                metadata.insert("name".into(), name.into());
+            }
+            metadata.insert("uid".into(), AUDIT_UID.into());
+        }
+        if let Some(volumes) = pod
+            .get_mut("spec")
+            .and_then(|spec| spec.get_mut("volumes"))
+            .and_then(Value::as_array_mut)
+        {
+            for projected in volumes
+                .iter_mut()
+                .filter_map(|v| v.get_mut("projected").and_then(Value::as_object_mut))
+            {
+                projected.entry("defaultMode").or_insert(json!(420));
+            }
+        }
+        if let Some(status) = object_at(pod, "status") {
+            status.entry("phase").or_insert(json!("Running"));
+        }
+    }
+    let mut audit = request.clone();
+    if let Some(audit) = audit.as_object_mut() {
+        audit.insert("uid".into(), AUDIT_UID.into());
+        audit.insert("operation".into(), "CREATE".into());
+        audit.insert("userInfo".into(), json!({}));
+        audit.insert(
+            "resource".into(),
+            json!({"group": "", "version": "v1", "resource": "Pod"}),
+        );
+        audit.insert("object".into(), pod);
+        audit.remove("oldObject");
+        audit.remove("dryRun");
+    }
+    audit
+}
+
+/// An object field of `object`, made one when it is absent or null.
+fn object_at<'m>(
+    object: &'m mut Map<String, Value>,
+    field: &str,
+) -> Option<&'m mut Map<String, Value>> {
+    let slot = object.entry(field).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
+}
+
+/// A pod the policy admits now passes the audit now: the pod that `decision`
+/// lets through (mutated or unchanged), audited as the scanner would send it
+/// with the same ServiceAccounts and settings, is accepted.
+///
+/// One exception: a pod that came in already carrying, as its author's own,
+/// credentials shaped exactly as the policy writes them, for other credentials
+/// than its ServiceAccount gives now (or none). That is byte for byte what a
+/// pod looks like after its role changed or was removed, and reporting it is
+/// right; the finding must then be about those credentials.
+pub fn admitted_passes_audit(
+    payload: &[u8],
+    decision: &Decision,
+    accounts: &dyn ServiceAccountSource,
+) -> Result<(), String> {
+    let admitted = match decision {
+        Decision::Accept { .. } => None,
+        Decision::Mutate { pod, .. } => Some(pod),
+        Decision::Reject(_) => return Ok(()),
+    };
+    let Ok(parsed) = ValidatePayload::from_json(payload) else {
+        return Ok(());
+    };
+    // Only pod creations judged by admission, not the scanner's own requests.
+    let request = &parsed.request;
+    if !request.is_pod_create() || is_audit(&request.uid, &request.object) {
+        return Ok(());
+    }
+    let Ok(top) = serde_json::from_slice::<Value>(payload) else {
+        return Ok(());
+    };
+    let original = &request.object;
+    let audit = audit_request(&top["request"], admitted.unwrap_or(original));
+    let audit_payload = serde_json::to_vec(&json!({"request": audit, "settings": top["settings"]}))
+        .map_err(|e| e.to_string())?;
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    match crate::review(&audit_payload, accounts, &log) {
+        Decision::Accept { .. } => Ok(()),
+        Decision::Reject(PolicyError::OutOfStep { finding, .. })
+            if finding.is_about_carried() && carried_on_arrival(original, &parsed) =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "the pod admission let through does not pass the audit: {other:?}"
+        )),
+    }
+}
+
+/// Whether the pod came in carrying credentials shaped as the policy writes them.
+fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload) -> bool {
+    let (Ok(facts), Ok(config)) = (
+        PodFacts::read(pod, &parsed.request.namespace),
+        Config::from_settings(&parsed.settings),
+    ) else {
+        return false;
+    };
+    !Written::read_all(pod, &config, facts.windows).is_empty()
+}
+
 /// What the fuzz targets and their regression tests ask of one decision on
-/// `payload`: it encodes; a rejection carries no object; a mutation is
+/// `payload`: it encodes; a rejection carries no object; the pod it lets
+/// through passes the audit ([`admitted_passes_audit`]); a mutation is
 /// lossless and, run through the policy again (a retried request, or a pod
 /// that already went through it), changes nothing more.
 pub fn check_decision(
@@ -110,6 +247,7 @@ pub fn check_decision(
     decision: Decision,
     accounts: &dyn ServiceAccountSource,
 ) -> Result<(), String> {
+    admitted_passes_audit(payload, &decision, accounts)?;
     let pod = match &decision {
         Decision::Mutate { pod, .. } => Some(pod.clone()),
         _ => None,

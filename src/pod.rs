@@ -21,6 +21,10 @@ macro_rules! opt_out_label {
 }
 pub(crate) use opt_out_label;
 
+/// The annotation the kubelet puts on the mirror pod of a static pod (its
+/// other mark is an owner of kind `Node`).
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// The pod's identity and the inputs to the decision, borrowed from its JSON.
 #[derive(Debug)]
 pub struct PodFacts<'a> {
@@ -36,6 +40,10 @@ pub struct PodFacts<'a> {
     pub windows: bool,
     /// The pod carries [`OPT_OUT_LABEL`].
     pub opted_out: bool,
+    /// The kubelet's mirror of a static pod: the API server refuses it with a
+    /// projected service account token, and the kubelet, not a controller,
+    /// creates it again.
+    pub mirror: bool,
     /// The admission request's `uid`: it tells apart the replicas of one
     /// workload, which share a `generateName` (empty when not given).
     pub request_uid: &'a str,
@@ -86,6 +94,10 @@ impl<'a> PodFacts<'a> {
             Some(Value::Object(labels)) => labels.contains_key(OPT_OUT_LABEL),
             Some(other) => return Err(shape("metadata.labels", "an object", other)),
         };
+        let mirror = annotations.is_some_and(|a| a.contains_key(MIRROR_ANNOTATION))
+            || metadata["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| owners.iter().any(|o| o["kind"] == "Node"));
         let spec = match pod.get("spec") {
             Some(spec @ Value::Object(_)) => spec,
             other => return Err(shape("spec", "an object", other.unwrap_or(&Value::Null))),
@@ -104,6 +116,7 @@ impl<'a> PodFacts<'a> {
         Ok(Self {
             windows: runs_on_windows(spec),
             opted_out,
+            mirror,
             request_uid: "",
             namespace,
             display,
@@ -295,6 +308,19 @@ mod tests {
     fn the_opt_out_label_counts_whatever_its_value(#[case] labels: Value, #[case] opted_out: bool) {
         let pod = json!({"metadata": {"labels": labels}, "spec": {}});
         assert_eq!(facts(&pod).opted_out, opted_out);
+    }
+
+    #[rstest]
+    #[case(json!({"annotations": {"kubernetes.io/config.mirror": "3b2f"}}), true)]
+    #[case(json!({"ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "worker-1", "controller": true}]}), true)]
+    #[case(json!({"annotations": {"kubernetes.io/config.source": "file"}}), false)]
+    #[case(json!({"ownerReferences": [{"kind": "ReplicaSet", "name": "web-1"}]}), false)]
+    fn a_mirror_pod_is_marked_by_annotation_or_node_owner(
+        #[case] metadata: Value,
+        #[case] mirror: bool,
+    ) {
+        let pod = json!({"metadata": metadata, "spec": {}});
+        assert_eq!(facts(&pod).mirror, mirror);
     }
 
     #[test]

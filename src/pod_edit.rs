@@ -105,6 +105,37 @@ impl PodEdit {
         self.volume.is_none() && self.label.is_none() && self.containers.is_empty()
     }
 
+    /// Whether the edit adds the token volume: the pod has none of its own.
+    pub fn adds_volume(&self) -> bool {
+        self.volume.is_some()
+    }
+
+    /// What the edit adds, for a person: `container "app": AWS_REGION`.
+    pub fn describe(&self, pod: &Value) -> Vec<String> {
+        let mut items = Vec::new();
+        if let Some(volume) = &self.volume {
+            items.push(format!("the volume {}", volume["name"]));
+        }
+        for edit in &self.containers {
+            let name = &pod["spec"][edit.list][edit.index]["name"];
+            let mut added: Vec<String> = edit
+                .mount
+                .iter()
+                .map(|mount| format!("the mount of {}", mount["name"]))
+                .collect();
+            added.extend(
+                edit.env
+                    .iter()
+                    .filter_map(|var| var["name"].as_str().map(str::to_owned)),
+            );
+            items.push(format!("container {name}: {}", added.join(", ")));
+        }
+        if let Some((key, value)) = self.label {
+            items.push(format!("the label {key}={value}"));
+        }
+        items
+    }
+
     /// Appends the planned volume, label, mounts and variables. The plan has
     /// checked every path it touches, so nothing here can fail or stop half way.
     pub fn apply(self, pod: &mut Value) {

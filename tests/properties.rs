@@ -6,13 +6,14 @@
 //! - never produces a pod the API server would refuse for duplicates (valid),
 //! - changes nothing when run on its own output (idempotent),
 //! - mutates every container it selects and no other (no partial mutation),
-//! - leaves every variable the user set at the user's value.
+//! - leaves every variable the user set at the user's value,
+//! - lets through only pods that then pass the audit (`admitted_passes_audit`).
 //!
 //! `PROPTEST_CASES` sets how many pods are tried (256 by default in CI).
 
 use irsa_policy::admission::Decision;
 use irsa_policy::aws_env;
-use irsa_policy::invariants::{lossless, no_duplicates};
+use irsa_policy::invariants::{admitted_passes_audit, lossless, no_duplicates};
 use irsa_policy::review;
 use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use proptest::prelude::*;
@@ -89,9 +90,20 @@ fn unknown_fields() -> impl Strategy<Value = Map<String, Value>> {
         .prop_map(|m| m.into_iter().collect())
 }
 
+/// Token files as the policy writes them, so that a container's own pair can
+/// look exactly like the policy's.
+const TOKEN_FILES: [&str; 2] = [
+    "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token",
+];
+
 fn env_var() -> impl Strategy<Value = (usize, Value)> {
     let names = env_names();
-    (0..names.len(), any::<bool>(), "[a-z0-9:/.-]{0,20}").prop_map(move |(i, from_secret, value)| {
+    let value = prop_oneof![
+        4 => "[a-z0-9:/.-]{0,20}",
+        1 => prop::sample::select(TOKEN_FILES.to_vec()).prop_map(str::to_owned),
+    ];
+    (0..names.len(), any::<bool>(), value).prop_map(move |(i, from_secret, value)| {
         let var = if from_secret {
             json!({"name": names[i], "valueFrom": {"secretKeyRef": {"name": "s", "key": value}}})
         } else {
@@ -278,15 +290,21 @@ fn settings() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn decide(pod: &Value, account: &ServiceAccount, settings: &Value) -> Decision {
-    let payload = serde_json::to_vec(&json!({"request": {
+fn payload(pod: &Value, settings: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"request": {
         "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "operation": "CREATE", "namespace": "team-a", "object": pod}, "settings": settings}))
-    .unwrap();
-    let accounts = InMemoryServiceAccounts::default().with("team-a", "app", account.clone());
+    .unwrap()
+}
+
+fn accounts(account: &ServiceAccount) -> InMemoryServiceAccounts {
+    InMemoryServiceAccounts::default().with("team-a", "app", account.clone())
+}
+
+fn decide(pod: &Value, account: &ServiceAccount, settings: &Value) -> Decision {
     review(
-        &payload,
-        &accounts,
+        &payload(pod, settings),
+        &accounts(account),
         &slog::Logger::root(slog::Discard, slog::o!()),
     )
 }
@@ -356,6 +374,19 @@ proptest! {
                 prop_assert!([400, 403, 500].contains(&error.code()));
             }
         }
+    }
+
+    #[test]
+    fn a_pod_admitted_now_passes_the_audit_now(
+        pod in pod(),
+        account in service_account(),
+        settings in settings(),
+    ) {
+        let decision = decide(&pod, &account, &settings);
+        prop_assert_eq!(
+            admitted_passes_audit(&payload(&pod, &settings), &decision, &accounts(&account)),
+            Ok(())
+        );
     }
 
     #[test]

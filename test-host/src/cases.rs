@@ -199,6 +199,17 @@ impl Case {
                     second.response
                 ),
             );
+            // A pod admitted now passes the audit now: the scanner's request
+            // for the stored pod, answered from the same ServiceAccounts.
+            let audit = invariants::audit_request(&request, &patched);
+            let audited = evaluate(policy, &audit, &settings, self.session()?)?;
+            check(
+                audited.response.allowed && audited.response.patch.is_none(),
+                format!(
+                    "the audit of the patched pod did not pass: {:?}",
+                    audited.response
+                ),
+            );
         }
         if failures.is_empty() {
             Ok(())
