@@ -254,26 +254,36 @@ impl<'a> Written<'a> {
     /// longer have `containerCredentials`, so a pod that kept them is seen.
     pub fn read_all(pod: &'a Value, config: &'a Config, windows: bool) -> Vec<Self> {
         let defaults = ContainerCredentialsSettings::default();
+        Written::shapes(config, &defaults)
+            .iter()
+            .filter_map(|shape| Written::read(pod, shape, windows))
+            .collect()
+    }
+
+    /// Both shapes, as the settings say now; container credentials with the
+    /// official webhook's `defaults` when the settings no longer have them.
+    fn shapes<'s>(
+        config: &'s Config,
+        defaults: &'s ContainerCredentialsSettings,
+    ) -> [Shape<'s>; 2] {
+        let pair = [
+            AWS_CONTAINER_CREDENTIALS_FULL_URI,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+        ];
         let container_credentials = match &config.container_credentials {
             Some(cc) => Shape {
                 kind: Kind::ContainerCredentials,
                 volume_name: &cc.volume_name,
                 mount_path: &cc.mount_path,
                 token_path: &cc.token_path,
-                pair: [
-                    AWS_CONTAINER_CREDENTIALS_FULL_URI,
-                    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
-                ],
+                pair,
             },
             None => Shape {
                 kind: Kind::ContainerCredentials,
                 volume_name: &defaults.volume_name,
                 mount_path: &defaults.mount_path,
                 token_path: &defaults.token_path,
-                pair: [
-                    AWS_CONTAINER_CREDENTIALS_FULL_URI,
-                    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
-                ],
+                pair,
             },
         };
         let web_identity = Shape {
@@ -284,9 +294,6 @@ impl<'a> Written<'a> {
             pair: [AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE],
         };
         [web_identity, container_credentials]
-            .iter()
-            .filter_map(|shape| Written::read(pod, shape, windows))
-            .collect()
     }
 
     fn read(pod: &'a Value, shape: &Shape, windows: bool) -> Option<Self> {
@@ -318,6 +325,22 @@ impl<'a> Written<'a> {
             volume,
             audience,
             values,
+        })
+    }
+
+    /// Whether a container of the pod sets, after its other variables, a pair
+    /// shaped exactly as the policy writes one: with the token volume and the
+    /// mount (whoever adds them) the audit cannot tell it from the policy's.
+    pub fn pair_in(pod: &Value, config: &Config, windows: bool) -> bool {
+        let defaults = ContainerCredentialsSettings::default();
+        let shapes = Written::shapes(config, &defaults);
+        shapes.iter().any(|shape| {
+            let token_file = token_file(shape.mount_path, shape.token_path, windows);
+            ["initContainers", "containers"]
+                .iter()
+                .filter_map(|list| pod["spec"][list].as_array())
+                .flatten()
+                .any(|container| written_pair(container, shape, &token_file).is_some())
         })
     }
 

@@ -182,10 +182,11 @@ fn object_at<'m>(
 /// lets through (mutated or unchanged), audited as the scanner would send it
 /// with the same ServiceAccounts and settings, is accepted.
 ///
-/// One exception: a pod that came in already carrying, as its author's own,
-/// credentials shaped exactly as the policy writes them, for other credentials
-/// than its ServiceAccount gives now (or none). That is byte for byte what a
-/// pod looks like after its role changed or was removed, and reporting it is
+/// One exception: a pod whose containers came in setting, as their author's
+/// own, the pair of variables exactly as the policy writes it, for other
+/// credentials than the ServiceAccount gives now (or none). With the token
+/// volume and mount (the author's or the policy's), that is byte for byte what
+/// a pod looks like after its role changed or was removed, and reporting it is
 /// right; the finding must then be about those credentials.
 pub fn admitted_passes_audit(
     payload: &[u8],
@@ -226,7 +227,7 @@ pub fn admitted_passes_audit(
     }
 }
 
-/// Whether the pod came in carrying credentials shaped as the policy writes them.
+/// Whether the pod came in with a pair of variables shaped as the policy writes them.
 fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload) -> bool {
     let (Ok(facts), Ok(config)) = (
         PodFacts::read(pod, &parsed.request.namespace),
@@ -234,7 +235,7 @@ fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload) -> bool {
     ) else {
         return false;
     };
-    !Written::read_all(pod, &config, facts.windows).is_empty()
+    Written::pair_in(pod, &config, facts.windows)
 }
 
 /// What the fuzz targets and their regression tests ask of one decision on
