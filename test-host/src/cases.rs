@@ -288,7 +288,17 @@ pub fn evaluate(
     settings: &Value,
     session: Session,
 ) -> Result<Evaluation> {
-    let state = HostState::new(Responder::Replay(session));
+    evaluate_with(policy, request, settings, Responder::Replay(session))
+}
+
+/// One `validate` on a fresh instance, its lookups answered by `responder`.
+pub fn evaluate_with(
+    policy: &Policy,
+    request: &Value,
+    settings: &Value,
+    responder: Responder,
+) -> Result<Evaluation> {
+    let state = HostState::new(responder);
     let payload = serde_json::to_vec(&json!({"request": request, "settings": settings}))?;
     let guest = policy.call_fresh(&state, "validate", &payload);
     let uid = request["uid"].as_str().unwrap_or_default();
@@ -301,7 +311,7 @@ pub fn evaluate(
     let kubernetes_calls = state.kubernetes_calls();
     let (violations, unanswered) = match &state.responder {
         Responder::Replay(session) => (session.violations.clone(), session.unanswered()),
-        Responder::Fixed(_) => (Vec::new(), 0),
+        Responder::Fixed(_) | Responder::Cluster(_) => (Vec::new(), 0),
     };
     Ok(Evaluation {
         response,

@@ -46,6 +46,46 @@ pub enum Responder {
     Replay(Session),
     /// Always the same object: the benchmark's stand-in for a warm cache.
     Fixed(Vec<u8>),
+    /// From the stand-in cluster's ServiceAccounts (`kubectl` subcommand), with
+    /// the texts the policy-server returns for a missing object and a missing grant.
+    Cluster(ClusterAccounts),
+}
+
+/// The stand-in cluster's ServiceAccounts by `(namespace, name)`, and whether
+/// the policy-server's ServiceAccount may `get` them.
+pub struct ClusterAccounts {
+    pub accounts: BTreeMap<(String, String), Value>,
+    pub granted: bool,
+}
+
+impl ClusterAccounts {
+    fn answer(&self, request: &CallbackRequest) -> Result<Vec<u8>, String> {
+        let CallbackRequest::KubernetesGetResource {
+            kind,
+            name,
+            namespace,
+            ..
+        } = request;
+        let namespace = namespace.clone().unwrap_or_default();
+        if !self.granted {
+            let refusal = format!(
+                "serviceaccounts \"{name}\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server\" \
+                 cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"{namespace}\""
+            );
+            return Err(format!(
+                "ApiError: {refusal}: Forbidden (ErrorResponse {{ status: \"Failure\", message: {refusal:?}, \
+                 reason: \"Forbidden\", code: 403 }})\n\nCaused by:\n    {refusal}: Forbidden"
+            ));
+        }
+        match self.accounts.get(&(namespace.clone(), name.clone())) {
+            Some(account) if kind == "ServiceAccount" => {
+                serde_json::to_vec(account).map_err(|e| e.to_string())
+            }
+            _ => Err(format!(
+                "Cannot find v1/{kind} named '{name}' inside of namespace 'Some(\"{namespace}\")'"
+            )),
+        }
+    }
 }
 
 /// What happened on the host side of one evaluation.
@@ -204,6 +244,7 @@ fn host_call(
             match &mut state.responder {
                 Responder::Replay(session) => session.answer(request),
                 Responder::Fixed(payload) => Ok(payload.clone()),
+                Responder::Cluster(cluster) => cluster.answer(&request),
             }
             .map_err(|e| format!("Callback evaluation failure: {e}"))
         }

@@ -3,6 +3,8 @@
 //! - `run`: the subset of `kwctl run` this policy needs, same flags, same
 //!   AdmissionResponse line, for machines without kwctl.
 //! - `e2e`: the module's waPC contract, then every case under `e2e-tests/cases`.
+//! - `kubectl`: a stand-in for kubectl against a cluster running the policy,
+//!   for the check phase of `e2e-tests/cluster/run.sh` (see `stand_in`).
 
 mod bench;
 mod cases;
@@ -10,6 +12,7 @@ mod contract;
 mod host;
 mod response;
 mod session;
+mod stand_in;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -62,6 +65,12 @@ enum Command {
         filter: Option<String>,
         policy: PathBuf,
     },
+    /// Answer a kubectl call as a cluster running the policy would (state in
+    /// $STAND_IN_STATE, module in $STAND_IN_POLICY, default policy.wasm).
+    Kubectl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Time evaluations on fresh and reused instances against the native decision.
     Bench {
         #[arg(long, default_value = "bench")]
@@ -109,6 +118,7 @@ fn main() -> Result<()> {
             filter.as_deref(),
             &policy,
         ),
+        Command::Kubectl { args } => std::process::exit(stand_in::run(&args)?),
         Command::Bench {
             fixtures,
             metadata_path,
