@@ -34,8 +34,8 @@ deps:
 	@$(CHECK_JSONSCHEMA) --version >/dev/null 2>&1 || python3 -m pip install --quiet check-jsonschema 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages check-jsonschema
 
-# binaryen's wasm-opt after rustc and LLVM: -O2 takes 12% off the module and
-# some time off each fresh instance (README, Performance). The release profile
+# binaryen's wasm-opt after rustc and LLVM: -O2 makes the module smaller and
+# each fresh instance quicker (figures: docs/performance.md). The release profile
 # strips the target_features section, so the features the wasm32-wasip1 target
 # enables are named here; without them wasm-opt refuses bulk-memory operations.
 WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \

@@ -1,3 +1,5 @@
+//! Stage 6 of the flow: the audit.
+//!
 //! Kubewarden's audit scanner: which running pods are out of step with their
 //! ServiceAccount, the question behind most IRSA support requests ("I annotated
 //! the ServiceAccount, why has my pod no credentials?", "I changed the role, why
@@ -15,18 +17,19 @@
 //! is the author's), pods that run no code or that no restart can change pass,
 //! and a pod that a restart would not fix is told what to fix first.
 
-use crate::aws_env::{
+use crate::edit::{plan, Scope};
+use crate::error::{Finding, PolicyError};
+use crate::input::pod::{opt_out_label, PodFacts};
+use crate::lookup::{Lookup, ServiceAccountSource};
+use crate::resolve::credentials::Credentials;
+use crate::resolve::env::{
     self, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_ROLE_ARN,
     AWS_WEB_IDENTITY_TOKEN_FILE,
 };
-use crate::credentials::{ContainerCredentialsSettings, Credentials};
-use crate::error::{Finding, PolicyError};
-use crate::injection::{resolve, Injection};
-use crate::pod::{opt_out_label, PodFacts};
-use crate::pod_edit::{plan, Scope};
-use crate::service_account::{Lookup, ServiceAccountSource};
+use crate::resolve::token::{token_file, TOKEN_FILE_NAME};
+use crate::resolve::{resolve, Injection};
+use crate::settings::container_credentials::ContainerCredentialsSettings;
 use crate::settings::Config;
-use crate::token::{token_file, TOKEN_PATH};
 use serde_json::Value;
 use slog::{info, Logger};
 
@@ -84,15 +87,15 @@ pub fn audit(
     if is_finished(pod) {
         return passes("audit: pod finished");
     }
-    let now = match accounts.get(facts.namespace, facts.service_account)? {
-        Lookup::NotFound => Now::Nothing { gone: true },
+    let new_pod = match accounts.get(facts.namespace, facts.service_account)? {
+        Lookup::NotFound => NewPod::Nothing { gone: true },
         Lookup::Found(service_account) => match resolve(config, &service_account, &facts) {
-            Ok(Some(resolved)) => Now::Gets(Box::new(resolved.injection)),
-            Ok(None) => Now::Nothing { gone: false },
-            Err(refusal) => Now::Refused(refusal),
+            Ok(Some(resolved)) => NewPod::Gets(Box::new(resolved.injection)),
+            Ok(None) => NewPod::Nothing { gone: false },
+            Err(refusal) => NewPod::Refused(refusal),
         },
     };
-    match judge(pod, &facts, &now, config) {
+    match judge(pod, &facts, &new_pod, config) {
         None => passes("audit: in step with its ServiceAccount"),
         Some(finding) => {
             let restart = restart(pod, facts.namespace);
@@ -109,9 +112,9 @@ pub fn audit(
     }
 }
 
-/// What a pod created now would get.
+/// What a pod created now from this one would get.
 #[derive(Debug)]
-enum Now {
+enum NewPod {
     /// Credentials, as this injection.
     Gets(Box<Injection>),
     /// Nothing: the ServiceAccount grants no credentials, or is `gone`.
@@ -122,23 +125,23 @@ enum Now {
 }
 
 /// Why the running pod differs from a pod created now, if it does.
-fn judge(pod: &Value, facts: &PodFacts, now: &Now, config: &Config) -> Option<Finding> {
+fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Option<Finding> {
     let written = Written::read_all(pod, config, facts.windows);
     let any_written = written.first();
-    let injection = match now {
-        Now::Nothing { gone } => {
+    let injection = match new_pod {
+        NewPod::Nothing { gone } => {
             return any_written.map(|written| Finding::NoLongerGranted {
                 carried: written.describe(),
                 gone: *gone,
             })
         }
-        Now::Refused(refusal) => {
+        NewPod::Refused(refusal) => {
             return Some(Finding::Refused {
                 carried: any_written.map(Written::describe),
                 refusal: Box::new(refusal.clone()),
             })
         }
-        Now::Gets(injection) => injection,
+        NewPod::Gets(injection) => injection,
     };
     let planned = plan(pod, &facts.display, injection, Scope::Creation);
     // The pod's annotations select none of its containers: it gets nothing at
@@ -228,7 +231,7 @@ struct Shape<'a> {
     kind: Kind,
     volume_name: &'a str,
     mount_path: &'a str,
-    token_path: &'a str,
+    token_file_name: &'a str,
     /// The variable that names the credentials, then the token file's.
     pair: [&'static str; 2],
 }
@@ -275,14 +278,14 @@ impl<'a> Written<'a> {
                 kind: Kind::ContainerCredentials,
                 volume_name: &cc.volume_name,
                 mount_path: &cc.mount_path,
-                token_path: &cc.token_path,
+                token_file_name: &cc.token_file_name,
                 pair,
             },
             None => Shape {
                 kind: Kind::ContainerCredentials,
                 volume_name: &defaults.volume_name,
                 mount_path: &defaults.mount_path,
-                token_path: &defaults.token_path,
+                token_file_name: &defaults.token_path,
                 pair,
             },
         };
@@ -290,7 +293,7 @@ impl<'a> Written<'a> {
             kind: Kind::WebIdentity,
             volume_name: &config.volume_name,
             mount_path: &config.mount_path,
-            token_path: TOKEN_PATH,
+            token_file_name: TOKEN_FILE_NAME,
             pair: [AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE],
         };
         [web_identity, container_credentials]
@@ -305,9 +308,9 @@ impl<'a> Written<'a> {
             .as_array()?
             .iter()
             .map(|source| &source["serviceAccountToken"])
-            .find(|token| token["path"].as_str() == Some(shape.token_path))?["audience"]
+            .find(|token| token["path"].as_str() == Some(shape.token_file_name))?["audience"]
             .as_str()?;
-        let token_file = token_file(shape.mount_path, shape.token_path, windows);
+        let token_file = token_file(shape.mount_path, shape.token_file_name, windows);
         let values: Vec<&str> = ["initContainers", "containers"]
             .iter()
             .filter_map(|list| pod["spec"][list].as_array())
@@ -331,11 +334,12 @@ impl<'a> Written<'a> {
     /// Whether a container of the pod sets, after its other variables, a pair
     /// shaped exactly as the policy writes one: with the token volume and the
     /// mount (whoever adds them) the audit cannot tell it from the policy's.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn pair_in(pod: &Value, config: &Config, windows: bool) -> bool {
         let defaults = ContainerCredentialsSettings::default();
         let shapes = Written::shapes(config, &defaults);
         shapes.iter().any(|shape| {
-            let token_file = token_file(shape.mount_path, shape.token_path, windows);
+            let token_file = token_file(shape.mount_path, shape.token_file_name, windows);
             ["initContainers", "containers"]
                 .iter()
                 .filter_map(|list| pod["spec"][list].as_array())
@@ -379,7 +383,7 @@ fn written_pair<'a>(container: &'a Value, shape: &Shape, token_file: &str) -> Op
     let after_ours = env[at + 2..].iter().all(|var| {
         var["name"]
             .as_str()
-            .is_some_and(|n| aws_env::names().any(|p| p == n))
+            .is_some_and(|n| env::names().any(|p| p == n))
     });
     (token["name"].as_str() == Some(shape.pair[1])
         && token["value"].as_str() == Some(token_file)

@@ -4,7 +4,6 @@
 //! request: ..."), so each message names the object, the field, the value, and
 //! what to change.
 
-use crate::host_error::LookupFailure;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -260,6 +259,51 @@ impl Finding {
     }
 }
 
+/// Why the host could not give the ServiceAccount; each kind has its own advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The host refused before asking the API server: the policy does not
+    /// declare `v1/ServiceAccount` in `contextAwareResources`.
+    NotDeclared,
+    /// The API server answered 403: the policy-server's ServiceAccount lacks RBAC.
+    Forbidden,
+    /// The API server could not be reached or did not answer in time; nothing
+    /// is wrong with the policy or its grants, and the same pod can be retried.
+    Unreachable,
+    /// Anything else.
+    Other,
+}
+
+/// A failed lookup as the user is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFailure {
+    pub kind: FailureKind,
+    /// The meaningful lines of the host's text, joined with ": ".
+    pub detail: String,
+}
+
+impl LookupFailure {
+    /// What the person reading the rejection should do, first in the message.
+    pub fn advice(&self) -> &'static str {
+        match self.kind {
+            FailureKind::NotDeclared => {
+                "the policy may not read ServiceAccounts: declare contextAwareResources \
+                 [{apiVersion: v1, kind: ServiceAccount}] in the policy (deploy/policy.yaml)"
+            }
+            FailureKind::Forbidden => {
+                "the API server refused the policy-server: grant the policy-server's \
+                 ServiceAccount get on serviceaccounts (deploy/rbac.yaml)"
+            }
+            FailureKind::Unreachable => {
+                "the policy-server could not reach the Kubernetes API server; nothing needs \
+                 changing in the policy, create the pod again once the API server answers \
+                 (controllers retry on their own)"
+            }
+            FailureKind::Other => "the lookup failed",
+        }
+    }
+}
+
 /// Values quoted in messages are cut to this many bytes: an annotation can be
 /// 256 KB, and a message that long is no use in `kubectl` output.
 pub const MAX_QUOTED: usize = 128;
@@ -286,15 +330,6 @@ pub fn quoted(text: &str) -> String {
 }
 
 impl PolicyError {
-    /// A lookup refused with the host's error text.
-    pub fn lookup_failed(namespace: &str, name: &str, host_text: &str) -> Self {
-        PolicyError::ServiceAccountLookup {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            failure: LookupFailure::from_host_text(host_text),
-        }
-    }
-
     /// The HTTP status code the API server reports with the rejection.
     pub fn code(&self) -> u16 {
         match self {

@@ -4,13 +4,13 @@
 //!
 //! Not called by the policy itself, so the module in policy.wasm leaves them out.
 
-use crate::admission::Decision;
 use crate::audit::{is_audit, Written};
+use crate::decision::Decision;
 use crate::error::PolicyError;
-use crate::pod::PodFacts;
-use crate::request::ValidatePayload;
-use crate::service_account::ServiceAccountSource;
-use crate::settings::Config;
+use crate::input::payload::ValidatePayload;
+use crate::input::pod::PodFacts;
+use crate::lookup::ServiceAccountSource;
+use crate::settings::{Config, Settings};
 use serde_json::{json, Map, Value};
 
 /// Every value of `original` is in `edited` at the same JSON pointer: objects
@@ -198,7 +198,7 @@ pub fn admitted_passes_audit(
         Decision::Mutate { pod, .. } => Some(pod),
         Decision::Reject(_) => return Ok(()),
     };
-    let Ok(parsed) = ValidatePayload::from_json(payload) else {
+    let Ok(parsed) = ValidatePayload::<Settings>::from_json(payload) else {
         return Ok(());
     };
     // Only pod creations judged by admission, not the scanner's own requests.
@@ -228,7 +228,7 @@ pub fn admitted_passes_audit(
 }
 
 /// Whether the pod came in with a pair of variables shaped as the policy writes them.
-fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload) -> bool {
+fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload<Settings>) -> bool {
     let (Ok(facts), Ok(config)) = (
         PodFacts::read(pod, &parsed.request.namespace),
         Config::from_settings(&parsed.settings),

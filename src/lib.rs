@@ -2,41 +2,47 @@
 //! cluster, as a Kubewarden policy.
 //!
 //! This file only speaks waPC: it decodes the host's payload, hands it to
-//! [`admission::decide`], and encodes the answer. The modules below hold
-//! the behaviour, each for one concern.
+//! [`decision::decide`], and encodes the answer.
+//!
+//! # The flow
+//!
+//! A `validate` call goes one way through the stages, each a folder or file
+//! of `src/`:
+//!
+//! 1. [`input`]: the payload, its admission request and the facts of its pod;
+//! 2. [`settings`]: the settings, checked once into a [`settings::Config`];
+//! 3. [`lookup`]: the pod's ServiceAccount, through the host;
+//! 4. [`resolve`]: what the pod gets, an [`resolve::Injection`];
+//! 5. [`edit`]: the JSON edit of the pod, planned, then applied;
+//! 6. [`audit`]: a running pod from the audit scanner, compared, never edited;
+//! 7. [`decision`]: one admission decision, with the log;
+//!
+//! then the answer is encoded here. [`error`] holds every refusal, under them all.
+//!
+//! # The dependency rule
+//!
+//! A stage uses only the stages before it, and [`error`]; nothing reaches back
+//! up, and no two files use each other. `tests/layout.rs` reads every
+//! `crate::` path under `src/` and fails on one that goes against this.
 
-pub mod admission;
-pub(crate) mod annotations;
 pub(crate) mod audit;
-pub mod aws_env;
-pub(crate) mod credentials;
-pub(crate) mod diagnose;
+pub mod decision;
+pub(crate) mod edit;
 pub mod error;
-pub(crate) mod go_json;
-pub(crate) mod guardrails;
-pub(crate) mod host_error;
-pub(crate) mod injection;
+pub mod input;
 #[cfg(any(test, feature = "test-support"))]
 pub mod invariants;
-pub(crate) mod overrides;
-pub(crate) mod pod;
-pub(crate) mod pod_edit;
-pub(crate) mod request;
-pub(crate) mod role_arn;
-pub(crate) mod role_mapping;
-pub mod service_account;
+pub mod lookup;
+pub mod resolve;
 pub mod settings;
-pub(crate) mod syntax;
-pub(crate) mod token;
-pub(crate) mod values;
 
-use admission::Decision;
+use decision::Decision;
+use input::payload::ValidatePayload;
 use kubewarden_policy_sdk::logging::KubewardenDrain;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use kubewarden_policy_sdk::settings::{SettingsValidationResponse, Validatable};
 use kubewarden_policy_sdk::{protocol_version_guest, wapc_guest};
-use request::ValidatePayload;
-use service_account::{HostServiceAccounts, ServiceAccountSource};
+use lookup::{HostServiceAccounts, ServiceAccountSource};
 use settings::{Config, Settings};
 use wapc_guest::prelude::*;
 
@@ -56,10 +62,10 @@ fn validate(payload: &[u8]) -> CallResult {
 pub fn review(payload: &[u8], accounts: &dyn ServiceAccountSource, log: &slog::Logger) -> Decision {
     // Malformed input is answered with a rejection that says what is wrong,
     // never with a guest error, which the host reports as an opaque 500.
-    let parsed = ValidatePayload::from_json(payload)
+    let parsed = ValidatePayload::<Settings>::from_json(payload)
         .and_then(|p| Config::from_settings(&p.settings).map(|config| (p.request, config)));
     match parsed {
-        Ok((request, config)) => admission::decide(request, &config, accounts, log),
+        Ok((request, config)) => decision::decide(request, &config, accounts, log),
         Err(error) => Decision::Reject(error),
     }
 }

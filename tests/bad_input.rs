@@ -3,8 +3,8 @@
 //! accept), never panics, and never returns half an edit. Each case runs
 //! through `review` and `encode`, the whole `validate` but the host.
 
-use irsa_policy::admission::Decision;
-use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
+use irsa_policy::decision::Decision;
+use irsa_policy::lookup::{InMemoryServiceAccounts, ServiceAccount};
 use irsa_policy::settings::Settings;
 use irsa_policy::{encode, review};
 use kubewarden_policy_sdk::settings::Validatable;
@@ -241,7 +241,7 @@ fn numbers_kubernetes_can_send_come_back_exactly() {
     );
 }
 
-/// The limit the README states: a decimal of up to 15 significant digits and
+/// The limit docs/hardening.md (Numbers) states: a decimal of up to 15 significant digits and
 /// a power of ten within 22 (magnitudes 1e-8 to 1e37), in a field the policy
 /// does not own, reads back as the same number: the exact standard-library
 /// parse of what went in and of what came out agree.

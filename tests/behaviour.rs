@@ -1,10 +1,10 @@
-//! The README's behaviour table, one test per row, run natively against the
+//! The behaviour table of docs/behaviour.md, one test per row, run natively against the
 //! same `review` that `policy.wasm` runs, with ServiceAccounts held in
 //! memory instead of read through the host.
 
-use irsa_policy::admission::Decision;
+use irsa_policy::decision::Decision;
+use irsa_policy::lookup::{InMemoryServiceAccounts, ServiceAccount};
 use irsa_policy::review;
-use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use rstest::rstest;
 use serde_json::{json, Value};
 

@@ -2,7 +2,7 @@
 //! replayed through the same checks the fuzz targets make.
 
 use irsa_policy::invariants::check_decision;
-use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
+use irsa_policy::lookup::{EveryoneHasARole, ServiceAccount};
 
 #[test]
 fn every_input_the_fuzzers_found_passes_their_checks() {

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use irsa_policy::lookup::{InMemoryServiceAccounts, ServiceAccount};
 use irsa_policy::review;
-use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use serde_json::{json, Value};
 use slog::{Drain, Key, Level, OwnedKVList, Record, Serializer, KV};
 

@@ -11,11 +11,11 @@
 //!
 //! `PROPTEST_CASES` sets how many pods are tried (256 by default in CI).
 
-use irsa_policy::admission::Decision;
-use irsa_policy::aws_env;
+use irsa_policy::decision::Decision;
 use irsa_policy::invariants::{admitted_passes_audit, lossless, no_duplicates};
+use irsa_policy::lookup::{InMemoryServiceAccounts, ServiceAccount};
+use irsa_policy::resolve::env;
 use irsa_policy::review;
-use irsa_policy::service_account::{InMemoryServiceAccounts, ServiceAccount};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -35,12 +35,12 @@ const NAMES: [&str; 8] = [
 ];
 /// Every variable the policy sets (from its own table) and two it never does.
 fn env_names() -> Vec<&'static str> {
-    aws_env::names().chain(["LOG_LEVEL", "DB_URL"]).collect()
+    env::names().chain(["LOG_LEVEL", "DB_URL"]).collect()
 }
 
 /// The variables that give a container credentials, ours or the user's.
 fn credentials_names() -> Vec<&'static str> {
-    aws_env::GROUPS
+    env::GROUPS
         .iter()
         .filter(|group| group.is_credentials())
         .flat_map(|group| group.variables.iter().map(|v| v.name))
@@ -71,7 +71,7 @@ fn unknown_value() -> impl Strategy<Value = Value> {
         // Kubernetes' API conventions forbid floats in specs, so none arrive from
         // the API server; decimals of up to 15 significant digits, as a
         // hand-written fixture may hold, read and write back exactly (longer ones
-        // can come back one unit in the last place off: README, Lossless).
+        // can come back one unit in the last place off: docs/hardening.md, Numbers).
         (-1_000_000_000i64..1_000_000_000).prop_map(|n| Value::from(n as f64 / 1000.0)),
         "[a-zA-Z0-9 /:._-]{0,12}".prop_map(Value::from),
     ];

@@ -340,7 +340,7 @@ check_phase() {
 cluster_phase() {
   for tool in docker kind helm kubectl jq kwctl make cargo wasm-opt; do
     command -v "${tool}" >/dev/null || {
-      echo "${tool} is needed: see the README, Cluster test" >&2
+      echo "${tool} is needed: see docs/install-options.md, Cluster test" >&2
       exit 2
     }
   done

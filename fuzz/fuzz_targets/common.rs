@@ -1,8 +1,8 @@
 //! What every target shares: a quiet logger and the checks of
 //! `irsa_policy::invariants::check_decision`.
 
-use irsa_policy::admission::Decision;
-use irsa_policy::service_account::ServiceAccountSource;
+use irsa_policy::decision::Decision;
+use irsa_policy::lookup::ServiceAccountSource;
 
 pub fn log() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())

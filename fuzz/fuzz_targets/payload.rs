@@ -1,7 +1,7 @@
 //! Raw bytes as the `validate` payload, as a broken or hostile host could send them.
 #![no_main]
 
-use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
+use irsa_policy::lookup::{EveryoneHasARole, ServiceAccount};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]

@@ -7,7 +7,7 @@
 
 use arbitrary::Arbitrary;
 use irsa_policy::invariants::no_duplicates;
-use irsa_policy::service_account::{EveryoneHasARole, ServiceAccount};
+use irsa_policy::lookup::{EveryoneHasARole, ServiceAccount};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
@@ -18,7 +18,7 @@ mod common;
 const NAMES: [&str; 6] = ["app", "worker", "proxy", "init", "", "c5"];
 /// Every variable the policy sets, from its own table, and one it never does.
 static ENV: LazyLock<Vec<&str>> =
-    LazyLock::new(|| irsa_policy::aws_env::names().chain(["X"]).collect());
+    LazyLock::new(|| irsa_policy::resolve::env::names().chain(["X"]).collect());
 const VOLUMES: [&str; 4] = ["data", "aws-iam-token", "eks-pod-identity-token", "cache"];
 const PATHS: [&str; 5] = [
     "/data",
@@ -247,7 +247,7 @@ fuzz_target!(|input: Input| {
         "namespace": "team-a", "object": pod}, "settings": settings(input.settings)}))
     .unwrap();
     let decision = irsa_policy::review(&payload, &accounts, &common::log());
-    if let irsa_policy::admission::Decision::Mutate { pod: mutated, .. } = &decision {
+    if let irsa_policy::decision::Decision::Mutate { pod: mutated, .. } = &decision {
         if no_duplicates(&pod).is_ok() {
             if let Err(duplicate) = no_duplicates(mutated) {
                 panic!("the edit made {duplicate}");

@@ -9,7 +9,7 @@
 use crate::host::{HostState, Policy, Responder};
 use anyhow::{bail, Context, Result};
 use irsa_policy::error::PolicyError;
-use irsa_policy::service_account::{self, Lookup, ServiceAccount, ServiceAccountSource};
+use irsa_policy::lookup::{self, Lookup, ServiceAccount, ServiceAccountSource};
 use serde_json::{json, Map, Value};
 use slog::KV;
 use std::path::Path;
@@ -262,7 +262,7 @@ struct JsonServiceAccount(Vec<u8>);
 impl ServiceAccountSource for JsonServiceAccount {
     fn get(&self, namespace: &str, name: &str) -> Result<Lookup, PolicyError> {
         std::hint::black_box(
-            serde_json::to_vec(&service_account::request(namespace, name, false)).ok(),
+            serde_json::to_vec(&lookup::request(namespace, name, false)).ok(),
         );
         serde_json::from_slice::<ServiceAccount>(&self.0)
             .map(Lookup::Found)

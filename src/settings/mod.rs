@@ -1,20 +1,35 @@
-//! Policy settings: the JSON a platform team writes in the ClusterAdmissionPolicy,
-//! and the checked [`Config`] the rest of the policy works with.
+//! Stage 2 of the flow: the settings.
+//!
+//! Policy settings: the JSON a platform team writes in the
+//! ClusterAdmissionPolicy, and the checked [`Config`] the rest of the policy
+//! works with. Every value is parsed here, once, into a type that cannot hold
+//! an invalid one (roles, audiences, paths, lifetimes, guardrails).
 //!
 //! `validate_settings` and `validate` both go through [`Config::from_settings`],
 //! so a value the policy-server accepted is exactly a value `validate` can use.
 
-use crate::annotations::{AnnotationKeys, ExtensionKeys};
-use crate::credentials::{ContainerCredentials, ContainerCredentialsSettings};
-use crate::diagnose;
+pub(crate) mod annotation_keys;
+pub(crate) mod container_credentials;
+pub(crate) mod guardrails;
+pub(crate) mod overrides;
+pub(crate) mod role_arn;
+pub(crate) mod role_mapping;
+pub(crate) mod syntax;
+pub(crate) mod token_expiration;
+pub(crate) mod values;
+
 use crate::error::PolicyError;
-use crate::guardrails::{Guardrails, RoleRule};
-use crate::role_mapping::{ComposeRoleArn, RoleMapping, ServiceAccountMapping};
-use crate::token::TokenExpiration;
-use crate::values::{
+use crate::input::diagnose;
+use crate::input::go_json::object_or_null;
+use crate::settings::guardrails::{Guardrails, RoleRule};
+use crate::settings::role_mapping::{ComposeRoleArn, RoleMapping, ServiceAccountMapping};
+use crate::settings::values::{
     AnnotationPrefix, Audience, Checked, MountPath, Region, StsEndpoint, VolumeName,
 };
+use annotation_keys::{AnnotationKeys, ExtensionKeys};
+use container_credentials::{ContainerCredentials, ContainerCredentialsSettings};
 use serde::{Deserialize, Serialize};
+use token_expiration::TokenExpiration;
 
 pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
 pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
@@ -42,7 +57,7 @@ pub struct Settings {
     pub allowed_role_arns: Vec<RoleRule>,
     pub allowed_accounts: Vec<String>,
     pub allowed_partitions: Vec<String>,
-    #[serde(with = "crate::role_mapping::entries")]
+    #[serde(with = "crate::settings::role_mapping::entries")]
     pub service_accounts: Vec<(String, ServiceAccountMapping)>,
     pub compose_role_arn: Option<ComposeRoleArn>,
     pub container_credentials: Option<ContainerCredentialsSettings>,
@@ -95,31 +110,6 @@ impl Settings {
                 PolicyError::UnreadableSettings { reason }
             })
     }
-}
-
-/// Settings as both `validate_settings` and `validate` read them: a JSON
-/// object, or `null` for the defaults, as kwctl sends when none are given.
-/// serde alone would also read a struct from a JSON list, by position.
-pub fn object_or_null<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Settings, D::Error> {
-    struct ObjectOrNull;
-
-    impl<'de> serde::de::Visitor<'de> for ObjectOrNull {
-        type Value = Settings;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_unit<E>(self) -> Result<Settings, E> {
-            Ok(Settings::default())
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Settings, A::Error> {
-            Settings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
-    }
-
-    de.deserialize_any(ObjectOrNull)
 }
 
 impl kubewarden_policy_sdk::settings::Validatable for Settings {

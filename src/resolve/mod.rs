@@ -1,6 +1,8 @@
-//! What a pod gets: the settings, its ServiceAccount's annotations and its own
-//! annotations resolved into one [`Injection`], or nothing when there is no
-//! role for it.
+//! Stage 4 of the flow: what a pod gets.
+//!
+//! What a pod gets: the settings, its ServiceAccount's annotations and its
+//! own annotations resolved into one [`Injection`], or nothing when there is
+//! no role for it.
 //!
 //! Precedence follows the official webhook, minus its surprises: an empty
 //! `audience` annotation means "unset" (not a token for the API server), and
@@ -23,17 +25,23 @@
 //!   79200..86400;
 //! - region: the ServiceAccount's extension annotation, then `awsDefaultRegion`.
 
-use crate::annotations::{
+pub(crate) mod annotations;
+pub(crate) mod credentials;
+pub mod env;
+pub(crate) mod token;
+
+use crate::error::PolicyError;
+use crate::input::pod::PodFacts;
+use crate::lookup::ServiceAccount;
+use crate::settings::overrides::{Overrides, Precedence};
+use crate::settings::token_expiration::TokenExpiration;
+use crate::settings::Config;
+use annotations::{
     parse_name_list, pod_overrides, service_account_overrides, service_account_role,
 };
-use crate::aws_env::AWS_ROLE_SESSION_NAME;
-use crate::credentials::{Credentials, POD_IDENTITY_LABEL};
-use crate::error::PolicyError;
-use crate::overrides::{Overrides, Precedence};
-use crate::pod::PodFacts;
-use crate::service_account::ServiceAccount;
-use crate::settings::Config;
-use crate::token::{token_file, TokenExpiration, TOKEN_PATH};
+use credentials::{Credentials, POD_IDENTITY_LABEL};
+use env::AWS_ROLE_SESSION_NAME;
+use token::{token_file, TOKEN_FILE_NAME};
 
 /// STS caps `RoleSessionName` at 64 characters.
 const MAX_SESSION_NAME: usize = 64;
@@ -47,7 +55,7 @@ pub struct Injection {
     pub volume_name: String,
     pub mount_path: String,
     /// The token's file name inside the volume.
-    pub token_path: String,
+    pub token_file_name: String,
     /// The token file the SDKs read, in its Windows form for Windows pods.
     pub token_file: String,
     pub region: Option<String>,
@@ -155,28 +163,33 @@ pub fn resolve(
     ];
     let sources = Precedence(&order);
 
-    let (credentials, audience, mount_path, volume_name, token_path) =
-        match (container_credentials, role) {
-            (Some(cc), _) => (
-                Credentials::ContainerCredentials {
-                    full_uri: cc.full_uri.clone(),
-                },
-                &cc.audience,
-                &cc.mount_path,
-                &cc.volume_name,
-                cc.token_path.as_str(),
-            ),
-            (None, Some(role_arn)) => (
-                Credentials::WebIdentity { role_arn },
-                sources
-                    .first(|o| o.audience.as_ref())
-                    .unwrap_or(&config.audience),
-                &config.mount_path,
-                &config.volume_name,
-                TOKEN_PATH,
-            ),
-            (None, None) => return Ok(None),
-        };
+    let TokenFor {
+        credentials,
+        audience,
+        mount_path,
+        volume_name,
+        token_file_name,
+    } = match (container_credentials, role) {
+        (Some(cc), _) => TokenFor {
+            credentials: Credentials::ContainerCredentials {
+                full_uri: cc.full_uri.clone(),
+            },
+            audience: &cc.audience,
+            mount_path: &cc.mount_path,
+            volume_name: &cc.volume_name,
+            token_file_name: &cc.token_file_name,
+        },
+        (None, Some(role_arn)) => TokenFor {
+            credentials: Credentials::WebIdentity { role_arn },
+            audience: sources
+                .first(|o| o.audience.as_ref())
+                .unwrap_or(&config.audience),
+            mount_path: &config.mount_path,
+            volume_name: &config.volume_name,
+            token_file_name: TOKEN_FILE_NAME,
+        },
+        (None, None) => return Ok(None),
+    };
     let web_identity = matches!(credentials, Credentials::WebIdentity { .. });
     let mut warnings = Vec::new();
     let expiration = match sources.first(|o| o.token_expiration.as_ref()) {
@@ -205,8 +218,8 @@ pub fn resolve(
             expiration,
             volume_name: volume_name.to_string(),
             mount_path: mount_path.to_string(),
-            token_path: token_path.to_owned(),
-            token_file: token_file(mount_path, token_path, pod.windows),
+            token_file_name: token_file_name.to_owned(),
+            token_file: token_file(mount_path, token_file_name, pod.windows),
             region: sources
                 .first(|o| o.region.as_ref())
                 .or(config.region.as_ref())
@@ -226,6 +239,17 @@ pub fn resolve(
         },
         warnings,
     }))
+}
+
+/// The credentials a pod gets and where their token goes: container
+/// credentials' own settings, or the role's with the audience its sources
+/// choose.
+struct TokenFor<'a> {
+    credentials: Credentials,
+    audience: &'a str,
+    mount_path: &'a str,
+    volume_name: &'a str,
+    token_file_name: &'a str,
 }
 
 /// Which containers the pod's annotations let the policy touch.

@@ -1,8 +1,9 @@
 //! What the policy reads from the pod before deciding anything: who it is,
 //! which ServiceAccount it runs as, its annotations, and whether it runs on
-//! Windows. Read-only; the edit lives in `pod_edit`.
+//! Windows. Read-only; the edit lives in `edit`.
 
-use crate::error::{shorten, PolicyError};
+use super::fields::{describe, Fields};
+use crate::error::PolicyError;
 use serde_json::{Map, Value};
 
 /// The label that opts a pod out, whatever its value. The official webhook
@@ -72,8 +73,10 @@ impl<'a> PodFacts<'a> {
             (_, Some(prefix)) => format!("{namespace}/{prefix}*"),
             _ => format!("{namespace}/<unnamed>"),
         };
-        let shape =
-            |field: &str, expected, found: &Value| shape_error(&display, field, expected, found);
+        let fields = Fields::of(&display);
+        let shape = |field: &str, expected, found: &Value| {
+            fields.wrong(&|| field.to_owned(), expected, found)
+        };
         // The request says Pod; an object that says otherwise is not one to edit.
         match pod.get("kind") {
             None | Some(Value::Null) => {}
@@ -152,26 +155,12 @@ impl<'a> PodFacts<'a> {
         match self.annotations.and_then(|a| a.get(key)) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(value)) => Ok(Some(value)),
-            Some(other) => Err(PolicyError::PodShape {
-                pod: self.display.clone(),
-                field: format!("metadata.annotations[{key:?}]"),
-                expected: "a string",
-                found: describe(other),
-            }),
+            Some(other) => Err(Fields::of(&self.display).wrong(
+                &|| format!("metadata.annotations[{key:?}]"),
+                "a string",
+                other,
+            )),
         }
-    }
-}
-
-/// One copy for every field `read` checks: built inline at each of them, the
-/// error cost the module some 240 bytes more.
-#[cold]
-#[inline(never)]
-fn shape_error(pod: &str, field: &str, expected: &'static str, found: &Value) -> PolicyError {
-    PolicyError::PodShape {
-        pod: pod.to_owned(),
-        field: field.into(),
-        expected,
-        found: describe(found),
     }
 }
 
@@ -217,19 +206,6 @@ fn runs_on_windows(spec: &Value) -> bool {
                     })
             })
     })
-}
-
-/// A JSON value, shortened for an error message.
-pub fn describe(value: &Value) -> String {
-    let kind = match value {
-        Value::Null => return "null".into(),
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => return "a list".into(),
-        Value::Object(_) => return "an object".into(),
-    };
-    format!("{kind} {}", shorten(value.to_string(), 64))
 }
 
 #[cfg(test)]

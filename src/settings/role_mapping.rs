@@ -3,11 +3,11 @@
 //! its `--compose-role-arn`, which turns a bare role name into an ARN.
 
 use crate::error::PolicyError;
-use crate::overrides::Overrides;
-use crate::role_arn::{RoleArn, EXPECTED_FORM, PARTITIONS};
-use crate::syntax::is_account_id;
-use crate::token::TokenExpiration;
-use crate::values::{Audience, Checked, ServiceAccountRef};
+use crate::settings::overrides::Overrides;
+use crate::settings::role_arn::{RoleArn, EXPECTED_FORM, PARTITIONS};
+use crate::settings::syntax::is_account_id;
+use crate::settings::token_expiration::TokenExpiration;
+use crate::settings::values::{Audience, Checked, ServiceAccountRef};
 use serde::{Deserialize, Serialize};
 
 /// One `serviceAccounts` entry, as written. A ServiceAccount's own annotation

@@ -1,33 +1,11 @@
-//! The two ways a pod's AWS SDKs get credentials, as the official webhook
-//! offers them: a web identity token they exchange with STS for a role
-//! (IRSA), or EKS Pod Identity's container credentials endpoint, which takes
-//! the token in an authorization header and hands back credentials.
+//! The `containerCredentials` setting: which ServiceAccounts' pods get EKS Pod
+//! Identity's container credentials instead of a role, and where their token
+//! goes (the official webhook's defaults).
 
 use crate::error::PolicyError;
-use crate::role_arn::RoleArn;
-use crate::syntax::is_url_with_host;
-use crate::values::{Audience, Checked, MountPath, ServiceAccountRef, VolumeName};
+use crate::settings::syntax::is_url_with_host;
+use crate::settings::values::{Audience, Checked, MountPath, ServiceAccountRef, VolumeName};
 use serde::{Deserialize, Serialize};
-
-/// The label the official webhook puts on pods it gives container credentials.
-pub const POD_IDENTITY_LABEL: (&str, &str) = ("eks.amazonaws.com/pod-identity", "enabled");
-
-/// What the pod's SDKs are pointed at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    WebIdentity { role_arn: RoleArn },
-    ContainerCredentials { full_uri: String },
-}
-
-impl Credentials {
-    /// For the decision log: the role, or the endpoint.
-    pub fn summary(&self) -> &str {
-        match self {
-            Credentials::WebIdentity { role_arn } => role_arn.as_str(),
-            Credentials::ContainerCredentials { full_uri } => full_uri,
-        }
-    }
-}
 
 /// `containerCredentials`, as written; defaults are the official webhook's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +41,8 @@ pub struct ContainerCredentials {
     pub audience: Audience,
     pub mount_path: MountPath,
     pub volume_name: VolumeName,
-    pub token_path: String,
+    /// The token's file name inside the volume (the setting's `tokenPath`).
+    pub token_file_name: String,
 }
 
 impl ContainerCredentials {
@@ -111,7 +90,7 @@ impl ContainerCredentials {
             audience,
             mount_path,
             volume_name,
-            token_path: s.token_path.clone(),
+            token_file_name: s.token_path.clone(),
         })
     }
 
@@ -139,7 +118,7 @@ mod tests {
             "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
         );
         assert_eq!(cc.volume_name, "eks-pod-identity-token");
-        assert_eq!(cc.token_path, "eks-pod-identity-token");
+        assert_eq!(cc.token_file_name, "eks-pod-identity-token");
     }
 
     #[test]

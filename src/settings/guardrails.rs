@@ -8,8 +8,8 @@
 //! that asks for another is refused with the rule to change.
 
 use crate::error::PolicyError;
-use crate::role_arn::{RoleArn, PARTITIONS};
-use crate::syntax::is_account_id;
+use crate::settings::role_arn::{RoleArn, PARTITIONS};
+use crate::settings::syntax::is_account_id;
 use serde::{Deserialize, Serialize};
 
 /// One `allowedRoleArns` entry: pods in these namespaces may assume these roles.
@@ -134,7 +134,7 @@ impl Guardrails {
 /// `StringLike`), `?` exactly one; everything else matches itself, case and all.
 ///
 /// Hand-written rather than the `wildmatch` crate, which compares through
-/// Unicode lowercasing and so brings 12 KB of case tables into the module.
+/// Unicode lowercasing and so brings case tables into the module.
 /// The classic linear backtracking: on a mismatch, let the last `*` eat one
 /// more character.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {

@@ -9,30 +9,7 @@
 //! `RUST_BACKTRACE=1`, followed by a whole `Stack backtrace:`. Shown as it is,
 //! the message's 2 KB cut falls inside the backtrace and removes the advice.
 
-use crate::error::shorten;
-
-/// Why the host could not give the ServiceAccount; each kind has its own advice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The host refused before asking the API server: the policy does not
-    /// declare `v1/ServiceAccount` in `contextAwareResources`.
-    NotDeclared,
-    /// The API server answered 403: the policy-server's ServiceAccount lacks RBAC.
-    Forbidden,
-    /// The API server could not be reached or did not answer in time; nothing
-    /// is wrong with the policy or its grants, and the same pod can be retried.
-    Unreachable,
-    /// Anything else.
-    Other,
-}
-
-/// A failed lookup as the user is told about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupFailure {
-    pub kind: FailureKind,
-    /// The meaningful lines of the host's text, joined with ": ".
-    pub detail: String,
-}
+use crate::error::{shorten, FailureKind, LookupFailure, PolicyError};
 
 /// The host's own text is kept to this many bytes, so that with the advice
 /// before it the whole message stays well under `error::MAX_MESSAGE`.
@@ -63,6 +40,7 @@ const UNREACHABLE: [&str; 12] = [
 ];
 
 impl LookupFailure {
+    /// The failure the host's error text describes.
     pub fn from_host_text(text: &str) -> Self {
         let mut lines = meaningful_lines(text);
         // Judged on the lines shown, not on a backtrace's frame names
@@ -85,24 +63,15 @@ impl LookupFailure {
             detail: shorten(lines.join(": "), MAX_DETAIL),
         }
     }
+}
 
-    /// What the person reading the rejection should do, first in the message.
-    pub fn advice(&self) -> &'static str {
-        match self.kind {
-            FailureKind::NotDeclared => {
-                "the policy may not read ServiceAccounts: declare contextAwareResources \
-                 [{apiVersion: v1, kind: ServiceAccount}] in the policy (deploy/policy.yaml)"
-            }
-            FailureKind::Forbidden => {
-                "the API server refused the policy-server: grant the policy-server's \
-                 ServiceAccount get on serviceaccounts (deploy/rbac.yaml)"
-            }
-            FailureKind::Unreachable => {
-                "the policy-server could not reach the Kubernetes API server; nothing needs \
-                 changing in the policy, create the pod again once the API server answers \
-                 (controllers retry on their own)"
-            }
-            FailureKind::Other => "the lookup failed",
+impl PolicyError {
+    /// A lookup refused with the host's error text.
+    pub fn lookup_failed(namespace: &str, name: &str, host_text: &str) -> Self {
+        PolicyError::ServiceAccountLookup {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            failure: LookupFailure::from_host_text(host_text),
         }
     }
 }

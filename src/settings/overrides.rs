@@ -3,9 +3,9 @@
 //! entry. Each is parsed once into this shape, and resolving a pod is then a
 //! merge of the sources in their order of precedence (`injection::resolve`).
 
-use crate::role_arn::RoleArn;
-use crate::token::TokenExpiration;
-use crate::values::{Audience, Region, StsEndpoint};
+use crate::settings::role_arn::RoleArn;
+use crate::settings::token_expiration::TokenExpiration;
+use crate::settings::values::{Audience, Region, StsEndpoint};
 
 /// Every field is optional: `None` is "this source says nothing", and the
 /// next source (finally the settings) decides.

@@ -3,7 +3,7 @@
 //!
 //! serde_json's own errors give a line and column, not the field. A path
 //! tracking deserializer would name it but doubles the generated code for
-//! every type it wraps (about 90 KB of the module). Failures are rare
+//! every type it wraps. Failures are rare
 //! (the policy-server validates settings first; requests come from the API
 //! server), so they are explained after the fact instead: each field is
 //! tried alone, through the same deserializer the policy already has.

@@ -1,15 +1,17 @@
+//! Stage 7 of the flow: the decision.
+//!
 //! One admission decision: request -> resolved injection -> edited pod.
 //!
 //! Pure apart from the [`ServiceAccountSource`] it is given, so the whole
 //! behaviour is tested natively, and the benchmark measures this same function
 //! as the native floor of a `policy.wasm` evaluation.
 
+use crate::edit::{plan, Scope};
 use crate::error::PolicyError;
-use crate::injection::resolve;
-use crate::pod::{opt_out_label, PodFacts};
-use crate::pod_edit::{plan, Scope};
-use crate::request::AdmissionRequest;
-use crate::service_account::{Lookup, ServiceAccountSource};
+use crate::input::payload::AdmissionRequest;
+use crate::input::pod::{opt_out_label, PodFacts};
+use crate::lookup::{Lookup, ServiceAccountSource};
+use crate::resolve::resolve;
 use crate::settings::Config;
 use serde_json::Value;
 use slog::{debug, info, Logger};
@@ -163,7 +165,7 @@ fn inject(
 }
 
 /// Logs why the pod is let through as it is. One copy for every reason: the
-/// event, inlined at each return, cost the module some 450 bytes more.
+/// event, inlined at each return, made the module larger (docs/performance.md).
 #[inline(never)]
 fn left_unchanged(log: &Logger, facts: &PodFacts, reason: &str, warnings: Vec<String>) -> Decision {
     info!(log, "pod left unchanged"; "reason" => reason, "pod" => &facts.display,

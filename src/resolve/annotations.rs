@@ -1,70 +1,16 @@
-//! The annotations the policy reads: their keys, in one place, derived from
-//! the `annotationPrefix` setting (the official webhook's `--annotation-prefix`),
-//! and what a pod's or a ServiceAccount's annotations say, parsed once into
-//! [`Overrides`] with the error a person can act on.
+//! What a pod's or a ServiceAccount's annotations say, parsed once into
+//! [`Overrides`] with the error a person can act on (the keys are the
+//! settings': `settings::annotation_keys`).
 
 use crate::error::{shorten, PolicyError, MAX_QUOTED};
-use crate::overrides::{Expiration, Overrides};
-use crate::pod::PodFacts;
-use crate::role_arn::RoleArn;
-use crate::role_mapping::RoleMapping;
-use crate::service_account::ServiceAccount;
-use crate::token::TokenExpiration;
-use crate::values::{Audience, Checked, Region, StsEndpoint};
-
-/// Full annotation keys for one prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnotationKeys {
-    /// ServiceAccount: the IAM role to assume; its presence is what triggers injection.
-    pub role_arn: String,
-    /// ServiceAccount: the token audience, overriding the `tokenAudience` setting.
-    pub audience: String,
-    /// ServiceAccount: `true`/`false`, overriding the `stsRegionalEndpoints` setting.
-    pub sts_regional_endpoints: String,
-    /// Pod or ServiceAccount: token lifetime in seconds (pod wins).
-    pub token_expiration: String,
-    /// Pod: comma-separated container names to leave alone.
-    pub skip_containers: String,
-}
-
-impl AnnotationKeys {
-    pub fn new(prefix: &str) -> Self {
-        let key = |name: &str| format!("{prefix}/{name}");
-        Self {
-            role_arn: key("role-arn"),
-            audience: key("audience"),
-            sts_regional_endpoints: key("sts-regional-endpoints"),
-            token_expiration: key("token-expiration"),
-            skip_containers: key("skip-containers"),
-        }
-    }
-}
-
-/// Annotations of this project's own, for what the official webhook has no
-/// annotation for; under the `extensionAnnotationPrefix` setting, so they never
-/// squat on `eks.amazonaws.com`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionKeys {
-    /// Pod: comma-separated container names; only these are injected
-    /// (the official tracker's #147).
-    pub inject_containers: String,
-    /// ServiceAccount: the region for its pods, overriding `awsDefaultRegion`
-    /// (the official tracker's #149 and #238).
-    pub region: String,
-    /// ServiceAccount: the STS endpoint for its pods (`AWS_ENDPOINT_URL_STS`),
-    /// overriding `stsEndpointUrl` (the official tracker's #52: VPC endpoints).
-    pub sts_endpoint: String,
-}
-
-impl ExtensionKeys {
-    pub fn new(prefix: &str) -> Self {
-        Self {
-            inject_containers: format!("{prefix}/inject-containers"),
-            region: format!("{prefix}/region"),
-            sts_endpoint: format!("{prefix}/sts-endpoint"),
-        }
-    }
-}
+use crate::input::pod::PodFacts;
+use crate::lookup::ServiceAccount;
+use crate::settings::annotation_keys::{AnnotationKeys, ExtensionKeys};
+use crate::settings::overrides::{Expiration, Overrides};
+use crate::settings::role_arn::RoleArn;
+use crate::settings::role_mapping::RoleMapping;
+use crate::settings::token_expiration::TokenExpiration;
+use crate::settings::values::{Audience, Checked, Region, StsEndpoint};
 
 /// Exactly what Go's `strconv.ParseBool` reads, as the official webhook reads
 /// `sts-regional-endpoints`: no other case, no surrounding spaces. What it
@@ -205,26 +151,6 @@ fn annotated_expiration(value: &str) -> Result<Expiration, String> {
 mod tests {
     use super::*;
     use rstest::rstest;
-
-    #[test]
-    fn extension_keys_follow_their_own_prefix() {
-        let keys = ExtensionKeys::new("irsa-policy.io");
-        assert_eq!(keys.inject_containers, "irsa-policy.io/inject-containers");
-        assert_eq!(keys.region, "irsa-policy.io/region");
-    }
-
-    #[test]
-    fn keys_follow_the_prefix() {
-        let keys = AnnotationKeys::new("irsa.example.com");
-        assert_eq!(keys.role_arn, "irsa.example.com/role-arn");
-        assert_eq!(keys.audience, "irsa.example.com/audience");
-        assert_eq!(
-            keys.sts_regional_endpoints,
-            "irsa.example.com/sts-regional-endpoints"
-        );
-        assert_eq!(keys.token_expiration, "irsa.example.com/token-expiration");
-        assert_eq!(keys.skip_containers, "irsa.example.com/skip-containers");
-    }
 
     #[rstest]
     #[case("1", true)]

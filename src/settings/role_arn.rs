@@ -6,7 +6,7 @@
 //! with the reason and the expected form.
 
 use crate::error::quoted;
-use crate::syntax::is_account_id;
+use crate::settings::syntax::is_account_id;
 use std::fmt;
 
 /// Partitions that have IAM. `aws-iso-e`, `aws-iso-f` and `aws-eusc` are the

@@ -4,21 +4,24 @@
 //! `oldObject` but its ephemeral container names) is skipped by the parser
 //! without being built, so an UPDATE costs no allocation beyond the pod.
 
-use crate::diagnose;
+use super::diagnose;
+use super::fields::describe;
+use super::go_json::null_as_default;
 use crate::error::PolicyError;
-use crate::go_json::null_as_default;
-use crate::pod::describe;
-use crate::settings::Settings;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `{"request": <AdmissionRequest>, "settings": <settings>}`, as the host sends it.
+/// `{"request": <AdmissionRequest>, "settings": <settings>}`, as the host
+/// sends it, the settings read into `S` (the policy's `Settings`) in the same
+/// pass.
 #[derive(Debug, Deserialize)]
-pub struct ValidatePayload {
+#[serde(bound(deserialize = "S: DeserializeOwned + Default"))]
+pub struct ValidatePayload<S> {
     pub request: AdmissionRequest,
     /// Read as `validate_settings` reads it: an object, or `null` for the defaults.
-    #[serde(default, deserialize_with = "crate::settings::object_or_null")]
-    pub settings: Settings,
+    #[serde(default, deserialize_with = "super::go_json::object_or_null")]
+    pub settings: S,
 }
 
 /// The parts of a Kubernetes AdmissionRequest the policy reads.
@@ -87,7 +90,7 @@ pub struct GroupVersionKind {
     pub kind: String,
 }
 
-impl ValidatePayload {
+impl<S: DeserializeOwned + Default> ValidatePayload<S> {
     /// The error names the JSON path that could not be read, for instance
     /// `request.operation: invalid type: integer 1, expected a string`.
     pub fn from_json(payload: &[u8]) -> Result<Self, PolicyError> {
@@ -100,12 +103,12 @@ impl ValidatePayload {
             )));
         }
         serde_json::from_slice(payload)
-            .map_err(|e| PolicyError::MalformedRequest(explain_payload(payload, &e)))
+            .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))
     }
 }
 
 /// Names the part of the payload that did not read: `request.operation: ...`.
-fn explain_payload(payload: &[u8], error: &serde_json::Error) -> String {
+fn explain_payload<S: DeserializeOwned>(payload: &[u8], error: &serde_json::Error) -> String {
     let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(payload) else {
         return error.to_string();
     };
@@ -114,8 +117,9 @@ fn explain_payload(payload: &[u8], error: &serde_json::Error) -> String {
         Some(Value::Object(request)) => diagnose::first_refused::<AdmissionRequest>(request)
             .map(|field| format!("request.{field}"))
             .or_else(|| match top.get("settings") {
-                Some(Value::Object(settings)) => diagnose::first_refused::<Settings>(settings)
-                    .map(|field| format!("settings.{field}")),
+                Some(Value::Object(settings)) => {
+                    diagnose::first_refused::<S>(settings).map(|field| format!("settings.{field}"))
+                }
                 None | Some(Value::Null) => None,
                 Some(other) => Some(format!(
                     "settings: must be a JSON object, found {}",
@@ -154,13 +158,23 @@ mod tests {
     use rstest::rstest;
     use serde_json::json;
 
+    /// Settings of the payload's own kind: this stage reads them into any type.
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+    struct Sample {
+        token_audience: String,
+        token_expiration_seconds: i64,
+    }
+
+    type Payload = ValidatePayload<Sample>;
+
     #[test]
     fn reads_the_fields_the_decision_needs_and_skips_the_rest() {
         let payload = br#"{"settings": {"tokenAudience": "example"}, "request": {
             "uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "operation": "CREATE", "namespace": "team-a", "userInfo": {"username": "x"},
             "object": {"kind": "Pod"}, "oldObject": null, "dryRun": false, "futureField": [1]}}"#;
-        let parsed = ValidatePayload::from_json(payload).unwrap();
+        let parsed = Payload::from_json(payload).unwrap();
         assert!(parsed.request.is_pod_create());
         assert_eq!(parsed.request.namespace, "team-a");
         assert_eq!(parsed.request.object["kind"], "Pod");
@@ -173,7 +187,7 @@ mod tests {
     #[case(br#"{"request": {"operation": 1}}"#.as_slice(), "request.operation: invalid type: integer `1`")]
     #[case(br#"{"request": {}, "settings": {"tokenExpirationSeconds": "x"}}"#.as_slice(), "settings.tokenExpirationSeconds")]
     fn malformed_payloads_name_the_path(#[case] payload: &[u8], #[case] named: &str) {
-        let err = ValidatePayload::from_json(payload).unwrap_err().to_string();
+        let err = Payload::from_json(payload).unwrap_err().to_string();
         assert!(err.contains(named), "{err:?} should contain {named:?}");
     }
 
@@ -209,8 +223,8 @@ mod tests {
     fn null_settings_are_the_defaults() {
         let payload = br#"{"request": {}, "settings": null}"#;
         assert_eq!(
-            ValidatePayload::from_json(payload).unwrap().settings,
-            Settings::default()
+            Payload::from_json(payload).unwrap().settings,
+            Sample::default()
         );
     }
 
@@ -219,7 +233,7 @@ mod tests {
         let payload =
             br#"{"request": {"uid": null, "kind": {"group": null, "version": "v1", "kind": "Pod"},
             "operation": "CREATE", "namespace": null, "subResource": null, "object": {}}}"#;
-        let request = ValidatePayload::from_json(payload).unwrap().request;
+        let request = Payload::from_json(payload).unwrap().request;
         assert!(request.is_pod_create());
         assert_eq!(request.namespace, "");
     }
@@ -240,7 +254,7 @@ mod tests {
     ) {
         let payload = json!({"request": {"operation": operation, "subResource": sub_resource,
             "kind": {"group": group, "version": "v1", "kind": kind}}});
-        let request = ValidatePayload::from_json(&serde_json::to_vec(&payload).unwrap())
+        let request = Payload::from_json(&serde_json::to_vec(&payload).unwrap())
             .unwrap()
             .request;
         assert_eq!(request.is_ephemeral_containers_update(), expected);
@@ -252,7 +266,7 @@ mod tests {
             "operation": "UPDATE", "subResource": "ephemeralcontainers", "object": {},
             "oldObject": {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app"}],
                 "ephemeralContainers": [{"name": "debugger-1", "image": "busybox"}]}}}}"#;
-        let request = ValidatePayload::from_json(payload).unwrap().request;
+        let request = Payload::from_json(payload).unwrap().request;
         assert!(request.is_ephemeral_containers_update());
         assert_eq!(
             request.old_object.unwrap().ephemeral_container_names(),

@@ -1,9 +1,13 @@
+//! Stage 3 of the flow: the lookup.
+//!
 //! Reading the pod's ServiceAccount: the one place that talks to the host.
 //!
 //! Everything else receives a [`ServiceAccountSource`], so the decision is
 //! tested natively with an in-memory source, and the host calls themselves are
 //! tested here with the SDK's function mocked, as Kubewarden's own
 //! context-aware policies do.
+
+pub(crate) mod host_error;
 
 use crate::error::PolicyError;
 use kubewarden_policy_sdk::host_capabilities::kubernetes::GetResourceRequest;
@@ -35,7 +39,7 @@ pub struct ServiceAccount {
 /// for JSON maps, and a map of strings would bring its own copy of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Metadata {
-    #[serde(default, deserialize_with = "crate::go_json::null_as_default")]
+    #[serde(default, deserialize_with = "crate::input::go_json::null_as_default")]
     pub annotations: Map<String, Value>,
 }
 

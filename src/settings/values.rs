@@ -6,7 +6,7 @@
 //! a setting is refused with "must be <that>", an annotation with "is not <that>".
 
 use crate::error::{shorten, PolicyError, MAX_QUOTED};
-use crate::syntax::{
+use crate::settings::syntax::{
     is_audience, is_dns_label, is_dns_subdomain, is_region, is_url_with_host, mount_path,
 };
 
