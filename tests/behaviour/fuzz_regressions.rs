@@ -11,7 +11,7 @@ fn every_input_the_fuzzers_found_passes_their_checks() {
         "eks.amazonaws.com/role-arn",
         "arn:aws:iam::111122223333:role/app",
     )]));
-    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let log = crate::common::log();
     let mut inputs = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 const MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
 const PI_PATH: &str = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount";
-const ROLE: &str = "arn:aws:iam::111122223333:role/app";
+use crate::common::{log, ROLE};
 
 const NAMES: [&str; 8] = [
     "app",
@@ -285,7 +285,7 @@ fn settings() -> impl Strategy<Value = Value> {
             json!({"serviceAccounts": {"*/app": {"roleArn": ROLE, "tokenExpirationSeconds": 7200}}})
         ),
         Just(
-            json!({"allowedRoleArns": [{"namespaces": ["team-*"], "roleArns": ["arn:aws:iam::111122223333:role/*"]}]})
+            json!({"allowedRoleArns": [{"namespaces": ["team-*"], "roleArns": ["arn:aws:iam::123456789012:role/*"]}]})
         ),
     ]
 }
@@ -302,11 +302,7 @@ fn accounts(account: &ServiceAccount) -> InMemoryServiceAccounts {
 }
 
 fn decide(pod: &Value, account: &ServiceAccount, settings: &Value) -> Decision {
-    review(
-        &payload(pod, settings),
-        &accounts(account),
-        &slog::Logger::root(slog::Discard, slog::o!()),
-    )
+    review(&payload(pod, settings), &accounts(account), &log())
 }
 
 fn containers(pod: &Value) -> impl Iterator<Item = &Value> {

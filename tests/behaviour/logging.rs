@@ -10,7 +10,7 @@ use irsa_policy::review;
 use serde_json::{json, Value};
 use slog::{Drain, Key, Level, OwnedKVList, Record, Serializer, KV};
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/app";
+use crate::common::ROLE;
 
 /// One log event as the host would receive it: level, message and fields.
 #[derive(Debug)]
