@@ -86,18 +86,25 @@ $(HOST): test-host/Cargo.toml test-host/Cargo.lock $(HOST_SOURCES)
 
 # Builds the policy and runs it on a sample request: with kwctl when it is
 # installed, otherwise with the project's waPC test host, which takes the same
-# flags and prints the same AdmissionResponse line.
+# flags and prints the same AdmissionResponse line; then the patch in that line,
+# decoded, and the containers it changed (e2e-tests/explain.jq).
+RUN_RESPONSE := $(TARGET_DIR)/run-response.json
 .PHONY: run
 run: policy.wasm
+	@mkdir -p $(TARGET_DIR)
 ifneq ($(KWCTL),)
 	$(MAKE) annotated-policy.wasm
 	$(KWCTL) run --request-path $(SAMPLE)/request.json --allow-context-aware \
-		--replay-host-capabilities-interactions $(SAMPLE)/session.yml annotated-policy.wasm
+		--replay-host-capabilities-interactions $(SAMPLE)/session.yml annotated-policy.wasm \
+		| tee $(RUN_RESPONSE)
 else
 	$(MAKE) $(HOST)
 	$(HOST) run --request-path $(SAMPLE)/request.json --allow-context-aware \
-		--replay-host-capabilities-interactions $(SAMPLE)/session.yml policy.wasm
+		--replay-host-capabilities-interactions $(SAMPLE)/session.yml policy.wasm \
+		| tee $(RUN_RESPONSE)
 endif
+	@echo
+	@grep '^{"uid"' $(RUN_RESPONSE) | jq -r --slurpfile request $(SAMPLE)/request.json -f e2e-tests/explain.jq
 
 # The cost of one admission as policy-server pays it (fresh instance per
 # evaluation), against a reused instance and the same decision compiled
@@ -144,14 +151,23 @@ fuzz-check:
 fmt:
 	cargo fmt --all -- --check
 	cd $(HOST_DIR) && cargo fmt --all -- --check
+	cd fuzz && cargo fmt --all -- --check
 
 .PHONY: lint
-lint: lint-rust lint-scripts lint-workflows
+lint: lint-rust lint-docs lint-scripts lint-workflows
 
+# Cargo.toml's [lints] deny unwrap, expect and panic in library code. The fuzz
+# targets are checked with a stable clippy, as fuzz-check builds them.
 .PHONY: lint-rust
 lint-rust:
 	cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
 	cd $(HOST_DIR) && cargo $(CARGO_GLOBAL_OPTIONS) clippy --all-targets -- -D warnings
+	cd fuzz && cargo $(CARGO_GLOBAL_OPTIONS) clippy --bins -- -D warnings
+
+# The contributors' documentation of the code (private items included), warnings denied.
+.PHONY: lint-docs
+lint-docs:
+	RUSTDOCFLAGS="-D warnings" cargo $(CARGO_GLOBAL_OPTIONS) doc --no-deps --document-private-items
 
 # Bats files are bash with bats' own syntax; bats' `run` sets $$output and
 # $$status, which shellcheck cannot see being assigned (SC2154).
@@ -160,11 +176,12 @@ lint-scripts:
 	shellcheck $(SHELL_SCRIPTS)
 	shellcheck -s bash -e SC2154 $(BATS_FILES)
 
-# Every workflow against the GitHub workflow schema that check-jsonschema ships
-# (no network needed).
+# Every workflow against the GitHub workflow schema, and renovate.json against
+# Renovate's, both as check-jsonschema ships them (no network needed).
 .PHONY: lint-workflows
 lint-workflows:
 	$(CHECK_JSONSCHEMA) --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(CHECK_JSONSCHEMA) --builtin-schema vendor.renovate renovate.json
 
 .PHONY: unit-tests
 unit-tests:
@@ -201,9 +218,10 @@ cluster-check: policy.wasm $(HOST)
 		LOOKUP_CACHE_SECONDS=0 RETRY_SECONDS=0 \
 		sh -c 'kubectl apply -f deploy/rbac.yaml -f deploy/policy.yaml && e2e-tests/cluster/run.sh check'
 
-# The full suite: what .ci/run runs.
+# The full suite: what .ci/run runs. It ends with `make run`, the README's first
+# command, so a clean clone proves both.
 .PHONY: test
-test: deps fmt lint unit-tests fuzz-check e2e-host cluster-check
+test: deps fmt lint unit-tests fuzz-check e2e-host cluster-check run
 
 # The bats suite through the real kwctl.
 .PHONY: e2e-tests

@@ -3,6 +3,9 @@
 //! these tests fail when a version, a name, a rule, a context-aware resource or
 //! a setting drifts apart.
 
+// A test may unwrap, expect and panic: that is how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use irsa_policy::settings::{Config, Settings};
 use serde_yaml::Value;
 use std::fs;
@@ -389,4 +392,33 @@ fn the_dedicated_policy_server_runs_as_its_own_service_account() {
         "#   name: {}",
         str_at(account, &["metadata", "name"])
     )));
+}
+
+#[test]
+fn the_license_file_is_the_one_cargo_toml_declares() {
+    let cargo = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("\nlicense = \"Apache-2.0\"\n"));
+    let license = fs::read_to_string(root().join("LICENSE")).unwrap();
+    let opening: Vec<&str> = license.lines().take(2).map(str::trim).collect();
+    assert_eq!(opening, ["Apache License", "Version 2.0, January 2004"]);
+    assert!(license.contains("END OF TERMS AND CONDITIONS"));
+}
+
+#[test]
+fn renovate_updates_the_three_cargo_manifests_and_the_action_digests() {
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root().join("renovate.json")).unwrap()).unwrap();
+    let managers = config["enabledManagers"].as_array().unwrap();
+    for manager in ["cargo", "github-actions"] {
+        assert!(managers.iter().any(|m| m == manager), "{manager}");
+    }
+    assert!(config["extends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "helpers:pinGitHubActionDigestsToSemver"));
+    // Renovate's cargo manager finds every Cargo.toml; each has its lock file.
+    for dir in [".", "test-host", "fuzz"] {
+        assert!(root().join(dir).join("Cargo.lock").exists(), "{dir}");
+    }
 }

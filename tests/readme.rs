@@ -4,6 +4,9 @@
 //! links that work where relative ones do not; and every link into the
 //! repository names a file, folder and heading that exist.
 
+// A test may unwrap, expect and panic: that is how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //!
 //! The edit of the pod, as JSON, planned in full before anything changes.
 //!
-//! [`plan`] reads the pod and the [`Injection`] and returns either every edit
+//! [`plan()`] reads the pod and the [`Injection`](crate::resolve::Injection) and returns either every edit
 //! to make or the conflict that forbids them; [`PodEdit::apply`] then only
 //! appends. Nothing is decoded into typed structs and re-encoded, so fields
 //! this policy does not know (an init container's `restartPolicy: Always`, a

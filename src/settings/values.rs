@@ -3,7 +3,7 @@
 //! later code can hold an audience that is blank or a mount path with `..`.
 //!
 //! Each type says once what a good value looks like ([`Checked::EXPECTED`]):
-//! a setting is refused with "must be <that>", an annotation with "is not <that>".
+//! a setting is refused with "must be `<that>`", an annotation with "is not `<that>`".
 
 use crate::error::{shorten, PolicyError, MAX_QUOTED};
 use crate::settings::syntax::{

@@ -2,6 +2,9 @@
 //! natively against the same `review` that `policy.wasm` runs, with
 //! ServiceAccounts held in memory instead of read through the host.
 
+// A test may unwrap, expect and panic: that is how it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod audit;
