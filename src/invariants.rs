@@ -6,12 +6,13 @@
 
 use crate::audit::{is_audit, Written};
 use crate::decision::Decision;
+use crate::edit::apply::object_field;
 use crate::error::PolicyError;
 use crate::input::payload::ValidatePayload;
 use crate::input::pod::PodFacts;
 use crate::lookup::ServiceAccountSource;
 use crate::settings::{Config, Settings};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Every value of `original` is in `edited` at the same JSON pointer: objects
 /// may gain keys, lists may grow at the end, a null may become a list or an
@@ -118,7 +119,7 @@ pub const AUDIT_UID: &str = "6f1d0c2e-8a4b-4e6f-9c3d-2b7a5e8f1a40";
 pub fn audit_request(request: &Value, admitted: &Value) -> Value {
     let mut pod = admitted.clone();
     if let Some(pod) = pod.as_object_mut() {
-        if let Some(metadata) = object_at(pod, "metadata") {
+        if let Some(metadata) = object_field(pod, "metadata") {
             let unnamed = metadata
                 .get("name")
                 .and_then(Value::as_str)
@@ -146,7 +147,7 @@ pub fn audit_request(request: &Value, admitted: &Value) -> Value {
                 projected.entry("defaultMode").or_insert(json!(420));
             }
         }
-        if let Some(status) = object_at(pod, "status") {
+        if let Some(status) = object_field(pod, "status") {
             status.entry("phase").or_insert(json!("Running"));
         }
     }
@@ -164,18 +165,6 @@ pub fn audit_request(request: &Value, admitted: &Value) -> Value {
         audit.remove("dryRun");
     }
     audit
-}
-
-/// An object field of `object`, made one when it is absent or null.
-fn object_at<'m>(
-    object: &'m mut Map<String, Value>,
-    field: &str,
-) -> Option<&'m mut Map<String, Value>> {
-    let slot = object.entry(field).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Object(Map::new());
-    }
-    slot.as_object_mut()
 }
 
 /// A pod the policy admits now passes the audit now: the pod that `decision`

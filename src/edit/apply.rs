@@ -76,7 +76,7 @@ impl PodEdit {
 }
 
 /// An object field, created when absent or null.
-fn object_field<'m>(
+pub(crate) fn object_field<'m>(
     object: &'m mut Map<String, Value>,
     field: &str,
 ) -> Option<&'m mut Map<String, Value>> {

@@ -9,7 +9,7 @@
 //! field newer than `k8s-openapi`) come back exactly as they came in: the
 //! official webhook rewrote whole container lists and dropped them (its #208).
 
-mod apply;
+pub(crate) mod apply;
 mod conflicts;
 mod env;
 mod plan;

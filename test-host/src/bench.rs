@@ -261,9 +261,7 @@ struct JsonServiceAccount(Vec<u8>);
 
 impl ServiceAccountSource for JsonServiceAccount {
     fn get(&self, namespace: &str, name: &str) -> Result<Lookup, PolicyError> {
-        std::hint::black_box(
-            serde_json::to_vec(&lookup::request(namespace, name, false)).ok(),
-        );
+        std::hint::black_box(serde_json::to_vec(&lookup::request(namespace, name, false)).ok());
         serde_json::from_slice::<ServiceAccount>(&self.0)
             .map(Lookup::Found)
             .map_err(|e| PolicyError::lookup_failed(namespace, name, &e.to_string()))

@@ -925,17 +925,8 @@ fn mount_api_access(spec: &mut Map<String, Value>, suffix: &str) {
     }
     let volume = format!("kube-api-access-{suffix}");
     let mount = json!({"name": volume, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
-    for list in ["initContainers", "containers"] {
-        for container in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(container) = container.as_object_mut() {
-                push(container, "volumeMounts", mount.clone());
-            }
-        }
+    for container in containers(spec) {
+        push(container, "volumeMounts", mount.clone());
     }
     push(
         spec,
@@ -968,23 +959,14 @@ fn apply_defaults(pod: &mut Value) {
     ] {
         spec.entry(field).or_insert(value);
     }
-    for list in ["initContainers", "containers"] {
-        for container in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(container) = container.as_object_mut() {
-                for (field, value) in [
-                    ("terminationMessagePath", json!("/dev/termination-log")),
-                    ("terminationMessagePolicy", json!("File")),
-                    ("imagePullPolicy", json!("IfNotPresent")),
-                    ("resources", json!({})),
-                ] {
-                    container.entry(field).or_insert(value);
-                }
-            }
+    for container in containers(spec) {
+        for (field, value) in [
+            ("terminationMessagePath", json!("/dev/termination-log")),
+            ("terminationMessagePolicy", json!("File")),
+            ("imagePullPolicy", json!("IfNotPresent")),
+            ("resources", json!({})),
+        ] {
+            container.entry(field).or_insert(value);
         }
     }
     for volume in spec
@@ -997,6 +979,15 @@ fn apply_defaults(pod: &mut Value) {
             projected.entry("defaultMode").or_insert(json!(420));
         }
     }
+}
+
+/// The pod's init containers and containers, as objects.
+fn containers(spec: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
+    spec.iter_mut()
+        .filter(|(list, _)| *list == "initContainers" || *list == "containers")
+        .filter_map(|(_, list)| list.as_array_mut())
+        .flatten()
+        .filter_map(Value::as_object_mut)
 }
 
 fn push(object: &mut Map<String, Value>, field: &str, item: Value) {
