@@ -543,6 +543,19 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_set_by_hand_is_seen_without_the_volume_and_mount() {
+        let config = config(json!({}));
+        let pod = json!({"spec": {"containers": [{"name": "app", "env": pair("arn:own")}]}});
+        assert!(Written::pair_in(&pod, &config, false));
+        assert!(Written::read_all(&pod, &config, false).is_empty());
+        let own_file = json!({"spec": {"containers": [{"name": "app", "env": [
+            {"name": "AWS_ROLE_ARN", "value": "arn:own"},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/mine/token"}]}]}});
+        assert!(!Written::pair_in(&own_file, &config, false));
+        assert!(!Written::pair_in(&json!({"spec": {}}), &config, false));
+    }
+
+    #[test]
     fn container_credentials_are_recognised_without_their_setting() {
         let pod = json!({"spec": {
             "volumes": [{"name": "eks-pod-identity-token", "projected": {"sources": [

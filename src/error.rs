@@ -346,6 +346,99 @@ impl PolicyError {
 mod tests {
     use super::*;
 
+    fn role_refused() -> Box<PolicyError> {
+        Box::new(PolicyError::RoleNotAllowed {
+            namespace: "team-a".into(),
+            service_account: "app".into(),
+            role: "arn:aws:iam::111122223333:role/x".into(),
+            setting: "allowedAccounts",
+            reason: "account 111122223333 is not one of 444455556666".into(),
+        })
+    }
+
+    #[test]
+    fn a_refused_finding_says_what_the_pod_carries_and_why_a_new_pod_is_refused() {
+        let refusal = role_refused();
+        let carried = Finding::Refused {
+            carried: Some("AWS credentials for R".into()),
+            refusal: refusal.clone(),
+        };
+        assert_eq!(
+            carried.to_string(),
+            format!("it carries AWS credentials for R that the guardrails now refuse ({refusal})")
+        );
+        let none = Finding::Refused {
+            carried: None,
+            refusal: refusal.clone(),
+        };
+        assert_eq!(
+            none.to_string(),
+            format!("a pod created now is refused ({refusal})")
+        );
+        let annotation = Box::new(PolicyError::InvalidAnnotation {
+            object: "ServiceAccount team-a/app".into(),
+            key: "k".into(),
+            value: "v".into(),
+            reason: "is not a number".into(),
+        });
+        let other = Finding::Refused {
+            carried: Some("AWS credentials for R".into()),
+            refusal: annotation.clone(),
+        };
+        assert_eq!(
+            other.to_string(),
+            format!(
+                "it carries AWS credentials for R, but a pod created now is refused ({annotation})"
+            )
+        );
+    }
+
+    #[test]
+    fn only_findings_about_what_the_pod_carries_are_about_carried_credentials() {
+        let carried = [
+            Finding::RoleChanged {
+                carried: "a".into(),
+                now: "b".into(),
+            },
+            Finding::EndpointChanged {
+                carried: "a".into(),
+                now: "b".into(),
+            },
+            Finding::AudienceChanged {
+                volume: "v".into(),
+                carried: "a".into(),
+                now: "b".into(),
+            },
+            Finding::KindChanged {
+                carried: "a".into(),
+                now: "b".into(),
+            },
+            Finding::NoLongerGranted {
+                carried: "a".into(),
+                gone: false,
+            },
+            Finding::Refused {
+                carried: Some("a".into()),
+                refusal: role_refused(),
+            },
+        ];
+        assert!(carried.iter().all(Finding::is_about_carried));
+        let not_carried = [
+            Finding::NoCredentials { gives: "r".into() },
+            Finding::Lacks {
+                items: vec!["x".into()],
+            },
+            Finding::Refused {
+                carried: None,
+                refusal: role_refused(),
+            },
+            Finding::WouldBeRefused {
+                refusal: role_refused(),
+            },
+        ];
+        assert!(!not_carried.iter().any(Finding::is_about_carried));
+    }
+
     #[test]
     fn text_that_fits_is_left_whole() {
         let exact = "x".repeat(MAX_QUOTED);

@@ -376,3 +376,20 @@ fn audit_reports_what_a_pod_created_now_also_gets() {
         }
     );
 }
+
+#[test]
+fn audit_reports_the_mount_and_variables_of_a_pod_that_has_only_the_volume() {
+    // The token volume (its author's, identical to the policy's), and nothing in
+    // the container: not "no credentials" but what a pod created now also gets.
+    let mut pod = app_pod();
+    pod["spec"]["volumes"] = json!([token_volume("sts.amazonaws.com", 86_400)]);
+    let (finding, _) = audit_finding(deployment_pod(pod), role_account(), json!({}));
+    assert_eq!(
+        finding,
+        Finding::Lacks {
+            items: vec![format!(
+                "container \"app\": the mount of \"aws-iam-token\", AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE"
+            )]
+        }
+    );
+}
