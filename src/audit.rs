@@ -27,7 +27,7 @@ use crate::resolve::env::{
     AWS_WEB_IDENTITY_TOKEN_FILE,
 };
 use crate::resolve::token::{token_file, TOKEN_FILE_NAME};
-use crate::resolve::{resolve, Injection};
+use crate::resolve::{container_selection, resolve, ContainerSelection, Injection};
 use crate::settings::container_credentials::ContainerCredentialsSettings;
 use crate::settings::Config;
 use serde_json::Value;
@@ -126,7 +126,13 @@ enum NewPod {
 
 /// Why the running pod differs from a pod created now, if it does.
 fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Option<Finding> {
-    let written = Written::read_all(pod, config, facts.windows);
+    // Only the containers the pod's annotations select: admission leaves the
+    // others alone, and what they carry is their own.
+    let selection = match new_pod {
+        NewPod::Gets(injection) => Some(injection.containers.clone()),
+        NewPod::Nothing { .. } | NewPod::Refused(_) => container_selection(facts, config).ok(),
+    };
+    let written = Written::read_all(pod, config, facts.windows, selection.as_ref());
     let any_written = written.first();
     let injection = match new_pod {
         NewPod::Nothing { gone } => {
@@ -149,7 +155,7 @@ fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Op
     if planned.as_ref().is_ok_and(|plan| plan.injected.is_empty()) {
         return None;
     }
-    let kind = Kind::of(&injection.credentials);
+    let kind = CredentialsKind::of(&injection.credentials);
     match written.iter().find(|w| w.kind == kind) {
         None => {
             if let Some(other) = any_written {
@@ -170,24 +176,24 @@ fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Op
             // Several containers, one of them with a role of its own: the
             // others carry what the policy wrote, today's if any does.
             let current = injection.credentials.summary();
-            if !written.values.contains(&current) {
-                let carried = written.values[0].to_owned();
+            if !written.carried.contains(&current) {
+                let carried = written.carried[0].to_owned();
                 let now = current.to_owned();
                 return Some(match kind {
-                    Kind::WebIdentity => Finding::RoleChanged { carried, now },
-                    Kind::ContainerCredentials => Finding::EndpointChanged { carried, now },
+                    CredentialsKind::WebIdentity => Finding::RoleChanged { carried, now },
+                    CredentialsKind::ContainerCredentials => {
+                        Finding::EndpointChanged { carried, now }
+                    }
                 });
             }
         }
     }
     match planned {
         Err(
-            refusal @ (PolicyError::ForeignTokenVolume { .. }
+            conflict @ (PolicyError::ForeignTokenVolume { .. }
             | PolicyError::MountPathTaken { .. }
             | PolicyError::TokenVolumeMountedElsewhere { .. }),
-        ) => Some(Finding::WouldBeRefused {
-            refusal: Box::new(refusal),
-        }),
+        ) => Some(conflict_finding(pod, facts, injection, conflict)),
         // A shape the policy cannot read; the API server accepted it.
         Err(_) => None,
         Ok(plan) if plan.edit.is_empty() => None,
@@ -200,35 +206,110 @@ fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Op
     }
 }
 
+/// A pod created now from this one would meet `conflict`. Either its template
+/// has it (the policy refuses such a pod: fix the template, then restart), or
+/// it comes from a token the policy added under other settings (another mount
+/// path, volume name or audience), which the template does not have and a
+/// restart replaces: then the finding is what a pod created now gets.
+fn conflict_finding(
+    pod: &Value,
+    facts: &PodFacts,
+    injection: &Injection,
+    conflict: PolicyError,
+) -> Finding {
+    let template = without_token_volumes(pod);
+    match plan(&template, &facts.display, injection, Scope::Creation) {
+        Err(conflict) => Finding::WouldBeRefused {
+            refusal: Box::new(conflict),
+        },
+        Ok(plan) => match &conflict {
+            PolicyError::ForeignTokenVolume { volume, .. } => Finding::AudienceChanged {
+                volume: volume.clone(),
+                carried: token_audience(pod, volume).unwrap_or_default().to_owned(),
+                now: injection.audience.clone(),
+            },
+            _ => Finding::Lacks {
+                items: plan.edit.describe(&template),
+            },
+        },
+    }
+}
+
+/// The audience of the pod's projected token volume of this name.
+fn token_audience<'p>(pod: &'p Value, volume: &str) -> Option<&'p str> {
+    pod["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == volume)
+        .and_then(|v| v["projected"]["sources"][0]["serviceAccountToken"]["audience"].as_str())
+}
+
+/// The pod less what looks like a token any settings of the policy could have
+/// added: a projected volume of one service account token for an audience,
+/// and the mounts of it. Near enough the template the pod was created from.
+fn without_token_volumes(pod: &Value) -> Value {
+    let is_token = |volume: &Value| {
+        volume["projected"]["sources"]
+            .as_array()
+            .is_some_and(|sources| {
+                sources.len() == 1
+                    && sources[0]["serviceAccountToken"]["audience"]
+                        .as_str()
+                        .is_some_and(|audience| !audience.is_empty())
+            })
+    };
+    let mut template = pod.clone();
+    let tokens: Vec<Value> = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|volume| is_token(volume))
+        .map(|volume| volume["name"].clone())
+        .collect();
+    if let Some(volumes) = template["spec"]["volumes"].as_array_mut() {
+        volumes.retain(|volume| !is_token(volume));
+    }
+    for list in ["initContainers", "containers"] {
+        for container in template["spec"][list].as_array_mut().into_iter().flatten() {
+            if let Some(mounts) = container["volumeMounts"].as_array_mut() {
+                mounts.retain(|mount| !tokens.contains(&mount["name"]));
+            }
+        }
+    }
+    template
+}
+
 /// What a pod created now gets, for a finding.
 fn gives(injection: &Injection) -> String {
     match &injection.credentials {
         Credentials::WebIdentity { role_arn } => role_arn.to_string(),
-        Credentials::ContainerCredentials { full_uri } => {
-            format!("EKS Pod Identity container credentials from {full_uri}")
-        }
+        Credentials::ContainerCredentials { full_uri } => pod_identity(full_uri),
     }
+}
+
+fn pod_identity(full_uri: &str) -> String {
+    format!("EKS Pod Identity container credentials from {full_uri}")
 }
 
 /// The two kinds of credentials the policy writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum CredentialsKind {
     WebIdentity,
     ContainerCredentials,
 }
 
-impl Kind {
+impl CredentialsKind {
     fn of(credentials: &Credentials) -> Self {
         match credentials {
-            Credentials::WebIdentity { .. } => Kind::WebIdentity,
-            Credentials::ContainerCredentials { .. } => Kind::ContainerCredentials,
+            Credentials::WebIdentity { .. } => CredentialsKind::WebIdentity,
+            Credentials::ContainerCredentials { .. } => CredentialsKind::ContainerCredentials,
         }
     }
 }
 
 /// Where the policy puts one kind of credentials, as the settings say now.
 struct Shape<'a> {
-    kind: Kind,
+    kind: CredentialsKind,
     volume_name: &'a str,
     mount_path: &'a str,
     token_file_name: &'a str,
@@ -239,27 +320,34 @@ struct Shape<'a> {
 /// Credentials shaped exactly as the policy writes them: its token volume (a
 /// projected service account token of its name and path), mounted at its
 /// path, and in the same container its pair of variables, the token file's
-/// naming the policy's file, after the container's own variables (only the
-/// policy's may follow). A pair a container sets for itself anywhere else, or
-/// a token volume without the pair, is its author's: admission keeps it.
+/// naming the policy's file, at the end of the container's variables (only
+/// the variables the policy writes after the pair may follow it). A pair a
+/// container sets for itself anywhere else, or a token volume without the
+/// pair, is its author's: admission keeps it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Written<'a> {
-    pub kind: Kind,
+    pub kind: CredentialsKind,
     pub volume: &'a str,
     pub audience: &'a str,
-    /// The role ARNs (or endpoints) of the containers that carry the pair.
-    pub values: Vec<&'a str>,
+    /// The role ARNs (or endpoints) of the selected containers that carry the pair.
+    pub carried: Vec<&'a str>,
 }
 
 impl<'a> Written<'a> {
-    /// Both kinds, as far as the pod carries them. Container credentials are
-    /// recognised with the official webhook's defaults when the settings no
-    /// longer have `containerCredentials`, so a pod that kept them is seen.
-    pub fn read_all(pod: &'a Value, config: &'a Config, windows: bool) -> Vec<Self> {
+    /// Both kinds, as far as the containers `selection` selects (all, for
+    /// `None`) carry them. Container credentials are recognised with the
+    /// official webhook's defaults when the settings no longer have
+    /// `containerCredentials`, so a pod that kept them is seen.
+    pub fn read_all(
+        pod: &'a Value,
+        config: &'a Config,
+        windows: bool,
+        selection: Option<&ContainerSelection>,
+    ) -> Vec<Self> {
         let defaults = ContainerCredentialsSettings::default();
         Written::shapes(config, &defaults)
             .iter()
-            .filter_map(|shape| Written::read(pod, shape, windows))
+            .filter_map(|shape| Written::read(pod, shape, windows, selection))
             .collect()
     }
 
@@ -275,14 +363,14 @@ impl<'a> Written<'a> {
         ];
         let container_credentials = match &config.container_credentials {
             Some(cc) => Shape {
-                kind: Kind::ContainerCredentials,
+                kind: CredentialsKind::ContainerCredentials,
                 volume_name: &cc.volume_name,
                 mount_path: &cc.mount_path,
                 token_file_name: &cc.token_file_name,
                 pair,
             },
             None => Shape {
-                kind: Kind::ContainerCredentials,
+                kind: CredentialsKind::ContainerCredentials,
                 volume_name: &defaults.volume_name,
                 mount_path: &defaults.mount_path,
                 token_file_name: &defaults.token_path,
@@ -290,7 +378,7 @@ impl<'a> Written<'a> {
             },
         };
         let web_identity = Shape {
-            kind: Kind::WebIdentity,
+            kind: CredentialsKind::WebIdentity,
             volume_name: &config.volume_name,
             mount_path: &config.mount_path,
             token_file_name: TOKEN_FILE_NAME,
@@ -299,7 +387,12 @@ impl<'a> Written<'a> {
         [web_identity, container_credentials]
     }
 
-    fn read(pod: &'a Value, shape: &Shape, windows: bool) -> Option<Self> {
+    fn read(
+        pod: &'a Value,
+        shape: &Shape,
+        windows: bool,
+        selection: Option<&ContainerSelection>,
+    ) -> Option<Self> {
         let volume = pod["spec"]["volumes"]
             .as_array()?
             .iter()
@@ -311,14 +404,11 @@ impl<'a> Written<'a> {
             .find(|token| token["path"].as_str() == Some(shape.token_file_name))?["audience"]
             .as_str()?;
         let token_file = token_file(shape.mount_path, shape.token_file_name, windows);
-        let values: Vec<&str> = ["initContainers", "containers"]
-            .iter()
-            .filter_map(|list| pod["spec"][list].as_array())
-            .flatten()
+        let carried: Vec<&str> = containers(pod, selection)
             .filter(|container| mounts(container, shape))
             .filter_map(|container| written_pair(container, shape, &token_file))
             .collect();
-        if values.is_empty() {
+        if carried.is_empty() {
             return None;
         }
         // The volume's name as the settings give it, borrowed from the pod.
@@ -327,23 +417,25 @@ impl<'a> Written<'a> {
             kind: shape.kind,
             volume,
             audience,
-            values,
+            carried,
         })
     }
 
-    /// Whether a container of the pod sets, after its other variables, a pair
-    /// shaped exactly as the policy writes one: with the token volume and the
-    /// mount (whoever adds them) the audit cannot tell it from the policy's.
+    /// Whether a selected container of the pod sets, after its other
+    /// variables, a pair shaped exactly as the policy writes one: with the
+    /// token volume and the mount (whoever adds them) the audit cannot tell it
+    /// from the policy's.
     #[cfg(any(test, feature = "test-support"))]
-    pub fn pair_in(pod: &Value, config: &Config, windows: bool) -> bool {
+    pub fn pair_in(
+        pod: &Value,
+        config: &Config,
+        windows: bool,
+        selection: Option<&ContainerSelection>,
+    ) -> bool {
         let defaults = ContainerCredentialsSettings::default();
-        let shapes = Written::shapes(config, &defaults);
-        shapes.iter().any(|shape| {
+        Written::shapes(config, &defaults).iter().any(|shape| {
             let token_file = token_file(shape.mount_path, shape.token_file_name, windows);
-            ["initContainers", "containers"]
-                .iter()
-                .filter_map(|list| pod["spec"][list].as_array())
-                .flatten()
+            containers(pod, selection)
                 .any(|container| written_pair(container, shape, &token_file).is_some())
         })
     }
@@ -351,13 +443,26 @@ impl<'a> Written<'a> {
     /// What the pod carries, for a finding.
     pub fn describe(&self) -> String {
         match self.kind {
-            Kind::WebIdentity => format!("AWS credentials for {}", self.values[0]),
-            Kind::ContainerCredentials => format!(
-                "EKS Pod Identity container credentials from {}",
-                self.values[0]
-            ),
+            CredentialsKind::WebIdentity => format!("AWS credentials for {}", self.carried[0]),
+            CredentialsKind::ContainerCredentials => pod_identity(self.carried[0]),
         }
     }
+}
+
+/// The pod's init containers and containers that `selection` selects.
+fn containers<'p>(
+    pod: &'p Value,
+    selection: Option<&ContainerSelection>,
+) -> impl Iterator<Item = &'p Value> {
+    let selection = selection.cloned();
+    ["initContainers", "containers"]
+        .into_iter()
+        .filter_map(move |list| pod["spec"][list].as_array())
+        .flatten()
+        .filter(move |container| {
+            let name = container["name"].as_str().unwrap_or_default();
+            selection.as_ref().is_none_or(|s| s.selects(name))
+        })
 }
 
 fn mounts(container: &Value, shape: &Shape) -> bool {
@@ -372,24 +477,32 @@ fn mounts(container: &Value, shape: &Shape) -> bool {
 }
 
 /// The value of the pair's first variable, when the container's variables
-/// end with the pair as the policy appends it (only the policy's own
-/// variables after it).
+/// end with the pair as the policy appends it: after it, only variables the
+/// policy writes after the pair (the table's later groups; the session name
+/// from the downward API, as the policy writes it).
 fn written_pair<'a>(container: &'a Value, shape: &Shape, token_file: &str) -> Option<&'a str> {
     let env = container["env"].as_array()?;
     let at = env
         .iter()
         .position(|var| var["name"].as_str() == Some(shape.pair[0]))?;
     let token = env.get(at + 1)?;
-    let after_ours = env[at + 2..].iter().all(|var| {
-        var["name"]
-            .as_str()
-            .is_some_and(|n| env::names().any(|p| p == n))
-    });
+    let group = env::GROUPS
+        .iter()
+        .position(|group| group.variables.iter().any(|v| v.name == shape.pair[0]))?;
+    let written_after = |var: &Value| {
+        let later = env::GROUPS[group + 1..]
+            .iter()
+            .flat_map(|group| group.variables.iter())
+            .any(|v| var["name"].as_str() == Some(v.name));
+        let downward = var["name"] != env::AWS_ROLE_SESSION_NAME
+            || var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name";
+        later && downward
+    };
     (token["name"].as_str() == Some(shape.pair[1])
         && token["value"].as_str() == Some(token_file)
-        && after_ours)
-        .then(|| env[at]["value"].as_str())
-        .flatten()
+        && env[at + 2..].iter().all(written_after))
+    .then(|| env[at]["value"].as_str())
+    .flatten()
 }
 
 /// What to run so the pod is created again, from its `ownerReferences`.
@@ -488,16 +601,16 @@ mod tests {
         let config = config(json!({}));
         let pod = web_identity_pod(pair("arn:injected"));
         assert_eq!(
-            Written::read_all(&pod, &config, false),
+            Written::read_all(&pod, &config, false, None),
             [Written {
-                kind: Kind::WebIdentity,
+                kind: CredentialsKind::WebIdentity,
                 volume: "aws-iam-token",
                 audience: "sts.amazonaws.com",
-                values: vec!["arn:injected"],
+                carried: vec!["arn:injected"],
             }]
         );
         // On Windows the token file is another one.
-        assert!(Written::read_all(&pod, &config, true).is_empty());
+        assert!(Written::read_all(&pod, &config, true, None).is_empty());
     }
 
     #[rstest]
@@ -506,13 +619,17 @@ mod tests {
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/mine/token"}]))]
     // The pair, then a variable of the container's own: the pair is the author's.
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "LOG_LEVEL", "value": "debug"}]))]
+    // The pair, then a variable the policy writes before the pair (the region).
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_REGION", "value": "eu-west-1"}]))]
+    // The pair, then a session name of the container's own.
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_ROLE_SESSION_NAME", "value": "me"}]))]
     // The two apart.
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "LOG_LEVEL", "value": "debug"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}]))]
     #[case(json!(null))]
     fn a_pair_the_policy_did_not_write_is_the_authors(#[case] env: Value) {
         let config = config(json!({}));
         let pod = web_identity_pod(env);
-        assert!(Written::read_all(&pod, &config, false).is_empty());
+        assert!(Written::read_all(&pod, &config, false, None).is_empty());
     }
 
     #[test]
@@ -523,7 +640,7 @@ mod tests {
             json!({"name": "AWS_ROLE_SESSION_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
         );
         let pod = web_identity_pod(env);
-        assert_eq!(Written::read_all(&pod, &config, false).len(), 1);
+        assert_eq!(Written::read_all(&pod, &config, false, None).len(), 1);
     }
 
     #[rstest]
@@ -539,20 +656,25 @@ mod tests {
         let mut pod = web_identity_pod(pair("arn:x"));
         pod["spec"]["containers"][0]["volumeMounts"] = json!([mount]);
         pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["path"] = path;
-        assert!(Written::read_all(&pod, &config, false).is_empty());
+        assert!(Written::read_all(&pod, &config, false, None).is_empty());
     }
 
     #[test]
     fn a_pair_set_by_hand_is_seen_without_the_volume_and_mount() {
         let config = config(json!({}));
         let pod = json!({"spec": {"containers": [{"name": "app", "env": pair("arn:own")}]}});
-        assert!(Written::pair_in(&pod, &config, false));
-        assert!(Written::read_all(&pod, &config, false).is_empty());
+        assert!(Written::pair_in(&pod, &config, false, None));
+        assert!(Written::read_all(&pod, &config, false, None).is_empty());
         let own_file = json!({"spec": {"containers": [{"name": "app", "env": [
             {"name": "AWS_ROLE_ARN", "value": "arn:own"},
             {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/mine/token"}]}]}});
-        assert!(!Written::pair_in(&own_file, &config, false));
-        assert!(!Written::pair_in(&json!({"spec": {}}), &config, false));
+        assert!(!Written::pair_in(&own_file, &config, false, None));
+        assert!(!Written::pair_in(
+            &json!({"spec": {}}),
+            &config,
+            false,
+            None
+        ));
     }
 
     #[test]
@@ -565,9 +687,9 @@ mod tests {
                 {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "value": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}],
                 "volumeMounts": [{"name": "eks-pod-identity-token", "mountPath": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount", "readOnly": true}]}]}});
         let config = config(json!({}));
-        let written = Written::read_all(&pod, &config, false);
+        let written = Written::read_all(&pod, &config, false, None);
         assert_eq!(written.len(), 1);
-        assert_eq!(written[0].kind, Kind::ContainerCredentials);
+        assert_eq!(written[0].kind, CredentialsKind::ContainerCredentials);
         assert_eq!(
             written[0].describe(),
             "EKS Pod Identity container credentials from http://169.254.170.23/v1/credentials"

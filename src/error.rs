@@ -239,21 +239,24 @@ impl Finding {
     /// What must change before a restart helps, when a pod created now would
     /// be refused.
     pub fn first_step(&self) -> Option<&'static str> {
+        const TEMPLATE: &str = "change the pod's template as that says first (until then a pod \
+                                created from it is refused)";
         match self {
-            Finding::Refused { refusal, .. } => Some(match **refusal {
+            Finding::Refused { refusal, .. } => Some(match &**refusal {
                 PolicyError::RoleNotAllowed { .. } => {
                     "fix the ServiceAccount's role or the guardrails first (until then every new \
                      pod of this ServiceAccount is refused)"
                 }
-                _ => {
+                PolicyError::InvalidAnnotation { object, .. }
+                    if object.starts_with("ServiceAccount ") =>
+                {
                     "fix the ServiceAccount first (until then every new pod of this \
                      ServiceAccount is refused)"
                 }
+                // The pod's own annotation: its template has it.
+                _ => TEMPLATE,
             }),
-            Finding::WouldBeRefused { .. } => Some(
-                "change the pod's template as that says first (until then a pod created from it \
-                 is refused)",
-            ),
+            Finding::WouldBeRefused { .. } => Some(TEMPLATE),
             _ => None,
         }
     }

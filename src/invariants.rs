@@ -11,6 +11,7 @@ use crate::error::PolicyError;
 use crate::input::payload::ValidatePayload;
 use crate::input::pod::PodFacts;
 use crate::lookup::ServiceAccountSource;
+use crate::resolve::container_selection;
 use crate::settings::{Config, Settings};
 use serde_json::{json, Value};
 
@@ -224,7 +225,8 @@ fn carried_on_arrival(pod: &Value, parsed: &ValidatePayload<Settings>) -> bool {
     ) else {
         return false;
     };
-    Written::pair_in(pod, &config, facts.windows)
+    let selection = container_selection(&facts, &config).ok();
+    Written::pair_in(pod, &config, facts.windows, selection.as_ref())
 }
 
 /// What the fuzz targets and their regression tests ask of one decision on

@@ -146,8 +146,12 @@ judge() {
       VERDICT="admitted, expected a refusal"
       return 1
     fi
-    problems="$(jq -r --argjson e "${expect}" --argjson sent "${sent}" \
-      -f e2e-tests/cluster/expect.jq "${WORK}/admitted.json")"
+    # Inside `if judge`, set -e is off: a jq that fails must fail the case itself.
+    if ! problems="$(jq -r --argjson e "${expect}" --argjson sent "${sent}" \
+      -f e2e-tests/cluster/expect.jq "${WORK}/admitted.json")" || ! [ -s "${WORK}/admitted.json" ]; then
+      VERDICT="expect.jq could not judge the returned pod: $(head -c 300 "${WORK}/admitted.json")"
+      return 1
+    fi
     while read -r warning; do
       [ -z "${warning}" ] || grep -qxF "Warning: ${warning}" "${WORK}/stderr" ||
         problems="${problems}${problems:+$'\n'}no warning ${warning}"
@@ -173,9 +177,9 @@ check_case() {
   fi
 }
 
-# retry CASE: judge the case until it holds or a minute has passed, while the API server
-# catches up (the webhook configuration, RBAC changes, the policy-server's lookup cache).
-retry() {
+# wait_until_holds CASE: judge the case until it holds or a minute has passed, while the
+# API server catches up (the webhook configuration, RBAC changes, the lookup cache).
+wait_until_holds() {
   local attempt
   for attempt in $(seq 1 12); do
     if judge "$@" 2>/dev/null; then
@@ -233,7 +237,7 @@ check_admission() {
   log "admission, through the API server: cases ${INJECTED}, ${OPTED_OUT}, ${FOREIGN_VOLUME}"
   prepare_case "${INJECTED}"
   # The API server calls the webhook a few seconds after the policy reports active.
-  retry "${INJECTED}"
+  wait_until_holds "${INJECTED}"
   check_case "${INJECTED}"
   prepare_case "${OPTED_OUT}"
   check_case "${OPTED_OUT}"
@@ -254,8 +258,13 @@ check_audit() {
   deployment="$(jq -r '.metadata.ownerReferences[0].name | sub("-[^-]+$"; "")' <<<"${pod}")"
   ensure_namespace "${namespace}"
   accounts="$(case_accounts "${AUDIT_BEFORE_ROLE}")"
-  # First the ServiceAccount without its annotations, and a Deployment of it.
+  # A kept cluster still has the Deployments of a run before, their pods injected.
+  kubectl -n "${namespace}" delete deployment "${deployment}" "${deployment}-after" \
+    --ignore-not-found --wait >/dev/null
+  # First the ServiceAccount without its annotations (and long enough for the
+  # policy-server to forget the copy it read with them), and a Deployment of it.
   jq -c '.metadata.annotations = {}' <<<"${accounts}" | apply_each
+  sleep "${LOOKUP_CACHE_SECONDS}"
   deployment_of "${AUDIT_BEFORE_ROLE}" "${deployment}" | kubectl apply -f - >/dev/null
   kubectl -n "${namespace}" rollout status "deployment/${deployment}" --timeout=3m >/dev/null
   # Then the ServiceAccount as the case has it, and a second Deployment, injected.
@@ -321,7 +330,7 @@ check_rbac() {
   prepare_case "${NO_RBAC}"
   # RBAC changes take a moment to reach the API server's authorizer, and the policy-server
   # may answer from its cache until then.
-  retry "${NO_RBAC}"
+  wait_until_holds "${NO_RBAC}"
   check_case "${NO_RBAC}"
   kubectl apply -f deploy/rbac.yaml >/dev/null
 }
@@ -387,7 +396,10 @@ cluster_phase() {
   kubectl apply -f deploy/rbac.yaml
   sed "s|^  module: .*|  module: registry://${in_cluster}/irsa-policy:${TAG}|" deploy/policy.yaml \
     >"${WORK}/policy.yaml"
-  grep -q "module: registry://${in_cluster}/" "${WORK}/policy.yaml"
+  grep -q "module: registry://${in_cluster}/" "${WORK}/policy.yaml" || {
+    echo "deploy/policy.yaml has no '  module:' line to point at the local build" >&2
+    exit 1
+  }
   # Policy conditions carry no observedGeneration: on a kept cluster, a wait on the
   # re-applied policy could pass on the old build. A deleted and re-created one cannot.
   kubectl delete --ignore-not-found -f "${WORK}/policy.yaml" --wait --timeout=2m

@@ -10,9 +10,9 @@
 //! configurations (one region for the SDK's client, another for its STS
 //! calls; a role from one place and a token file from another).
 //!
-//! A new variable is one entry in [`GROUPS`]; `pod_edit` applies the table as
+//! A new variable is one entry in [`GROUPS`]; `edit::env` applies the table as
 //! it stands. Only a value the injection does not carry yet needs a new
-//! [`Source`], which `pod_edit` then reads from the injection.
+//! [`Source`], which `edit::env` then reads from the injection.
 
 pub const AWS_STS_REGIONAL_ENDPOINTS: &str = "AWS_STS_REGIONAL_ENDPOINTS";
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";

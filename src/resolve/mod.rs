@@ -253,7 +253,10 @@ struct TokenFor<'a> {
 }
 
 /// Which containers the pod's annotations let the policy touch.
-fn container_selection(pod: &PodFacts, config: &Config) -> Result<ContainerSelection, PolicyError> {
+pub(crate) fn container_selection(
+    pod: &PodFacts,
+    config: &Config,
+) -> Result<ContainerSelection, PolicyError> {
     let names = |key: &str| -> Result<Option<Vec<String>>, PolicyError> {
         Ok(pod.annotation(key)?.map(|value| {
             parse_name_list(value)

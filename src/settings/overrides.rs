@@ -1,7 +1,7 @@
 //! What one source says about a pod's credentials: the pod's annotations, its
 //! ServiceAccount's annotations, or the ServiceAccount's `serviceAccounts`
 //! entry. Each is parsed once into this shape, and resolving a pod is then a
-//! merge of the sources in their order of precedence (`injection::resolve`).
+//! merge of the sources in their order of precedence (`resolve::resolve`).
 
 use crate::settings::role_arn::RoleArn;
 use crate::settings::token_expiration::TokenExpiration;

@@ -185,6 +185,9 @@ impl Cluster {
         match words.as_slice() {
             ["apply"] => self.apply(args),
             ["delete"] => self.delete(args),
+            ["delete", "deployment" | "deployments", names @ ..] => {
+                self.delete_deployments(args, names)
+            }
             ["create", "job", name] => self.audit_scan(args, name),
             ["create"] if args.flag(&["--dry-run"]) == Some("server") => self.dry_run(args),
             ["annotate", target, pairs @ ..] => self.annotate(args, target, pairs),
@@ -263,6 +266,48 @@ impl Cluster {
             }
         }
         Ok(Reply::out(lines.concat()))
+    }
+
+    /// Deployments by name, and their pods.
+    fn delete_deployments(&mut self, args: &Args, names: &[&str]) -> Outcome {
+        let namespace = args.namespace().unwrap_or("default").to_owned();
+        let mut lines = Vec::new();
+        for name in names {
+            let key = format!("Deployment/{namespace}/{name}");
+            if self.objects.remove(&key).is_none() {
+                if args.flag(&["--ignore-not-found"]).is_some() {
+                    continue;
+                }
+                return Err(Refusal(format!(
+                    "Error from server (NotFound): deployments.apps \"{name}\" not found"
+                )));
+            }
+            let pods: Vec<String> = self
+                .pods_of(&namespace, name)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for pod in pods {
+                self.objects.remove(&pod);
+            }
+            lines.push(format!("deployment.apps \"{name}\" deleted\n"));
+        }
+        Ok(Reply::out(lines.concat()))
+    }
+
+    /// The pods of a Deployment: their ReplicaSet is `<deployment>-<pod-template-hash>`.
+    fn pods_of<'s>(
+        &'s self,
+        namespace: &'s str,
+        deployment: &'s str,
+    ) -> impl Iterator<Item = (&'s String, &'s Value)> + 's {
+        self.objects.iter().filter(move |(key, pod)| {
+            let hash = pod["metadata"]["labels"]["pod-template-hash"].as_str();
+            key.starts_with("Pod/")
+                && pod["metadata"]["namespace"] == namespace
+                && hash.is_some_and(|hash| {
+                    pod["metadata"]["ownerReferences"][0]["name"] == format!("{deployment}-{hash}")
+                })
+        })
     }
 
     /// `Kind/namespace/name`, the namespace from the object, `-n` or `default`,
@@ -579,34 +624,17 @@ impl Cluster {
             .to_owned();
         let template = &deployment["spec"]["template"];
         let hash = template_hash(template);
-        let owned = |pod: &Value| {
-            pod["metadata"]["namespace"] == namespace.as_str()
-                && pod["metadata"]["ownerReferences"][0]["name"]
-                    .as_str()
-                    .is_some_and(|rs| {
-                        rs.strip_suffix(
-                            pod["metadata"]["labels"]["pod-template-hash"]
-                                .as_str()
-                                .unwrap_or("?"),
-                        ) == Some(&format!("{name}-"))
-                    })
-        };
-        let stale: Vec<String> = self
-            .objects
-            .iter()
-            .filter(|(k, pod)| {
-                k.starts_with("Pod/")
-                    && owned(pod)
-                    && pod["metadata"]["labels"]["pod-template-hash"] != hash.as_str()
+        let (stale, current): (Vec<_>, Vec<_>) = self
+            .pods_of(&namespace, &name)
+            .map(|(key, pod)| {
+                (
+                    key.clone(),
+                    pod["metadata"]["labels"]["pod-template-hash"] == hash.as_str(),
+                )
             })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let current = self.objects.iter().any(|(k, pod)| {
-            k.starts_with("Pod/")
-                && owned(pod)
-                && pod["metadata"]["labels"]["pod-template-hash"] == hash.as_str()
-        });
-        for key in stale {
+            .partition(|(_, current)| !current);
+        let current = !current.is_empty();
+        for (key, _) in stale {
             self.objects.remove(&key);
         }
         if current {
@@ -678,12 +706,7 @@ impl Cluster {
         let key = self.deployment_key(args, target)?;
         let name = key.rsplit('/').next().unwrap_or_default().to_owned();
         let namespace = args.namespace().unwrap_or("default");
-        let running = self.objects_of("Pod").any(|pod| {
-            pod["metadata"]["namespace"] == namespace
-                && pod["metadata"]["generateName"]
-                    .as_str()
-                    .is_some_and(|g| g.starts_with(&format!("{name}-")))
-        });
+        let running = self.pods_of(namespace, &name).next().is_some();
         if running {
             Ok(Reply::out(format!(
                 "deployment \"{name}\" successfully rolled out\n"

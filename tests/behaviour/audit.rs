@@ -197,6 +197,9 @@ fn audit_passes_a_pod_whose_container_keeps_its_own_role(
 // The policy's token at another mount path.
 #[case(json!({"audience": "sts.amazonaws.com", "path": "token"}), "/aws",
        json!([{"name": "AWS_ROLE_ARN", "value": ROLE}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/aws/token"}]))]
+// The pair as the policy writes it, then a variable the policy writes before it.
+#[case(json!({"audience": "sts.amazonaws.com", "path": "token"}), MOUNT_PATH,
+       json!([{"name": "AWS_ROLE_ARN", "value": ROLE}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_REGION", "value": "eu-west-1"}]))]
 // The policy's volume and mount, but no variables of the policy's.
 #[case(json!({"audience": "sts.amazonaws.com", "path": "token"}), MOUNT_PATH, json!(null))]
 fn audit_passes_credentials_the_policy_never_wrote(
@@ -392,4 +395,88 @@ fn audit_reports_the_mount_and_variables_of_a_pod_that_has_only_the_volume() {
             )]
         }
     );
+}
+
+#[rstest]
+// tokenMountPath changed: the token the policy added is mounted at the old path.
+#[case(json!({}), json!({"tokenMountPath": "/var/run/secrets/aws"}), json!([{"name": "app"}]))]
+// tokenVolumeName changed: another volume's name at the token path.
+#[case(json!({}), json!({"tokenVolumeName": "aws-token"}), json!([{"name": "app"}]))]
+fn audit_names_a_restart_not_a_template_change_after_the_token_settings_changed(
+    #[case] before: Value,
+    #[case] after: Value,
+    #[case] containers: Value,
+) {
+    let pod = mutated(
+        pod_with(json!({"serviceAccountName": "app", "containers": containers})),
+        role_account(),
+        before,
+    );
+    let (finding, remedy) = audit_finding(deployment_pod(pod), role_account(), after);
+    // The template has none of what the policy added then: a restart is enough.
+    assert!(matches!(finding, Finding::Lacks { .. }), "{finding:?}");
+    assert_eq!(finding.first_step(), None);
+    assert!(remedy.starts_with("restart its Deployment"), "{remedy}");
+}
+
+#[test]
+fn audit_reports_the_audience_of_a_token_the_policy_added_to_a_container_with_its_own_role() {
+    let own = json!([{"name": "app", "env": [{"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::999999999999:role/own"}]}]);
+    let pod = mutated(
+        pod_with(json!({"serviceAccountName": "app", "containers": own})),
+        role_account(),
+        json!({}),
+    );
+    let (finding, _) = audit_finding(
+        deployment_pod(pod),
+        role_account(),
+        json!({"tokenAudience": "sts.example.com"}),
+    );
+    assert_eq!(
+        finding,
+        Finding::AudienceChanged {
+            volume: "aws-iam-token".into(),
+            carried: "sts.amazonaws.com".into(),
+            now: "sts.example.com".into()
+        }
+    );
+}
+
+#[test]
+fn audit_reads_only_the_containers_its_annotations_select() {
+    // The sidecar is skipped: its own pair, even with today's role, says
+    // nothing of what the policy wrote into the app container.
+    let old = "arn:aws:iam::123456789012:role/app-v1";
+    let mut pod = pod_with(json!({"serviceAccountName": "app", "containers": [
+        {"name": "app"},
+        {"name": "sidecar", "env": [{"name": "AWS_ROLE_ARN", "value": ROLE},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}],
+         "volumeMounts": [token_mount()]}]}));
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/skip-containers": "sidecar"});
+    pod["spec"]["volumes"] = json!([token_volume("sts.amazonaws.com", 86_400)]);
+    let old_account = ServiceAccount::with_annotations([("eks.amazonaws.com/role-arn", old)]);
+    let injected = mutated(pod, old_account, json!({}));
+    let (finding, _) = audit_finding(deployment_pod(injected), role_account(), json!({}));
+    assert_eq!(
+        finding,
+        Finding::RoleChanged {
+            carried: old.into(),
+            now: ROLE.into()
+        }
+    );
+}
+
+#[test]
+fn audit_says_to_fix_the_pods_template_when_its_own_annotation_is_refused() {
+    let mut pod = app_pod();
+    pod["metadata"]["annotations"] = json!({"eks.amazonaws.com/token-expiration": "1h"});
+    let (finding, remedy) = audit_finding(deployment_pod(pod), role_account(), json!({}));
+    assert!(
+        matches!(&finding, Finding::Refused { carried: None, refusal }
+            if matches!(&**refusal, PolicyError::InvalidAnnotation { object, .. } if object.starts_with("pod "))),
+        "{finding:?}"
+    );
+    let first = finding.first_step().unwrap();
+    assert!(first.contains("the pod's template"), "{first}");
+    assert!(remedy.starts_with(first), "{remedy}");
 }
