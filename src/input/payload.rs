@@ -102,9 +102,54 @@ impl<S: DeserializeOwned + Default> ValidatePayload<S> {
                 e.valid_up_to()
             )));
         }
+        // The same for escapes: a skipped string's `\u` escapes are not paired
+        // into characters, so a lone surrogate there would otherwise pass.
+        if let Some(offset) = lone_surrogate(payload) {
+            return Err(PolicyError::MalformedRequest(format!(
+                "it is not JSON text: the \\u escape at offset {offset} is a lone surrogate"
+            )));
+        }
         serde_json::from_slice(payload)
             .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))
     }
+}
+
+/// The offset of the first `\u` escape that is half of a UTF-16 surrogate pair
+/// without its other half, which JSON text cannot hold. Outside strings a
+/// backslash is no JSON at all, and the parser refuses it there.
+fn lone_surrogate(json: &[u8]) -> Option<usize> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = json.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut at = 0;
+    while let Some(found) = json.get(at..)?.iter().position(|&b| b == b'\\') {
+        let escape = at + found;
+        match json.get(escape + 1) {
+            Some(b'u') => {
+                let Some(unit) = hex(escape + 2) else {
+                    // Not four hex digits: the parser says so.
+                    return None;
+                };
+                match unit {
+                    0xD800..=0xDBFF => {
+                        let low = (json.get(escape + 6..escape + 8) == Some(b"\\u"))
+                            .then(|| hex(escape + 8))
+                            .flatten();
+                        if !low.is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) {
+                            return Some(escape);
+                        }
+                        at = escape + 12;
+                    }
+                    0xDC00..=0xDFFF => return Some(escape),
+                    _ => at = escape + 6,
+                }
+            }
+            // Any other escape is two bytes (`\\` included).
+            _ => at = escape + 2,
+        }
+    }
+    None
 }
 
 /// Names the part of the payload that did not read: `request.operation: ...`.
@@ -189,6 +234,25 @@ mod tests {
     fn malformed_payloads_name_the_path(#[case] payload: &[u8], #[case] named: &str) {
         let err = Payload::from_json(payload).unwrap_err().to_string();
         assert!(err.contains(named), "{err:?} should contain {named:?}");
+    }
+
+    #[rstest]
+    #[case(br#"{"a": "\uD916x"}"#.as_slice(), Some(7))]
+    #[case(br#"{"a": "\uDC00"}"#.as_slice(), Some(7))]
+    #[case(br#"{"a": "\uD83D\u0041"}"#.as_slice(), Some(7))]
+    #[case(br#"{"a": "\uD83D\uDE00 \u00e9 \\uD800"}"#.as_slice(), None)]
+    #[case(br#"{"a": "\\\\", "b": "\n\uD83D\uDE00"}"#.as_slice(), None)]
+    #[case(br#"{"a": "\"#.as_slice(), None)]
+    #[case(br#"\u"#.as_slice(), None)]
+    fn finds_lone_surrogates_wherever_they_are(#[case] json: &[u8], #[case] offset: Option<usize>) {
+        assert_eq!(lone_surrogate(json), offset);
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_a_skipped_field_is_refused() {
+        let payload = br#"{"request": {"userInfo": {"groups": ["a\uD916b"]}}}"#;
+        let err = Payload::from_json(payload).unwrap_err().to_string();
+        assert!(err.contains("is a lone surrogate"), "{err}");
     }
 
     #[rstest]
