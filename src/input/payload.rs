@@ -102,15 +102,17 @@ impl<S: DeserializeOwned + Default> ValidatePayload<S> {
                 e.valid_up_to()
             )));
         }
-        // The same for escapes: a skipped string's `\u` escapes are not paired
-        // into characters, so a lone surrogate there would otherwise pass.
+        let payload_read = serde_json::from_slice::<Self>(payload)
+            .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))?;
+        // The same for escapes: serde_json judges the strings it keeps, but
+        // skips the others without pairing their `\u` surrogates, so a lone
+        // one there would otherwise pass.
         if let Some(offset) = lone_surrogate(payload) {
             return Err(PolicyError::MalformedRequest(format!(
                 "it is not JSON text: the \\u escape at offset {offset} is a lone surrogate"
             )));
         }
-        serde_json::from_slice(payload)
-            .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))
+        Ok(payload_read)
     }
 }
 
