@@ -165,13 +165,7 @@ fn judge(pod: &Value, facts: &PodFacts, new_pod: &NewPod, config: &Config) -> Op
                 });
             }
         }
-        Some(written) if written.audience != injection.audience.as_str() => {
-            return Some(Finding::AudienceChanged {
-                volume: written.volume.to_owned(),
-                carried: written.audience.to_owned(),
-                now: injection.audience.clone(),
-            })
-        }
+        // (A token for another audience is a conflict the plan below meets.)
         Some(written) => {
             // Several containers, one of them with a role of its own: the
             // others carry what the policy wrote, today's if any does.
@@ -327,8 +321,6 @@ struct Shape<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Written<'a> {
     pub kind: CredentialsKind,
-    pub volume: &'a str,
-    pub audience: &'a str,
     /// The role ARNs (or endpoints) of the selected containers that carry the pair.
     pub carried: Vec<&'a str>,
 }
@@ -397,7 +389,7 @@ impl<'a> Written<'a> {
             .as_array()?
             .iter()
             .find(|v| v["name"].as_str() == Some(shape.volume_name))?;
-        let audience = volume["projected"]["sources"]
+        volume["projected"]["sources"]
             .as_array()?
             .iter()
             .map(|source| &source["serviceAccountToken"])
@@ -408,15 +400,8 @@ impl<'a> Written<'a> {
             .filter(|container| mounts(container, shape))
             .filter_map(|container| written_pair(container, shape, &token_file))
             .collect();
-        if carried.is_empty() {
-            return None;
-        }
-        // The volume's name as the settings give it, borrowed from the pod.
-        let volume = volume["name"].as_str()?;
-        Some(Written {
+        (!carried.is_empty()).then_some(Written {
             kind: shape.kind,
-            volume,
-            audience,
             carried,
         })
     }
@@ -604,8 +589,6 @@ mod tests {
             Written::read_all(&pod, &config, false, None),
             [Written {
                 kind: CredentialsKind::WebIdentity,
-                volume: "aws-iam-token",
-                audience: "sts.amazonaws.com",
                 carried: vec!["arn:injected"],
             }]
         );
@@ -623,6 +606,8 @@ mod tests {
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_REGION", "value": "eu-west-1"}]))]
     // The pair, then a session name of the container's own.
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_ROLE_SESSION_NAME", "value": "me"}]))]
+    // The pair, then the token file again (the API server takes a duplicate).
+    #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/mine/token"}]))]
     // The two apart.
     #[case(json!([{"name": "AWS_ROLE_ARN", "value": "arn:own"}, {"name": "LOG_LEVEL", "value": "debug"}, {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_FILE}]))]
     #[case(json!(null))]

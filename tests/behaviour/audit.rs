@@ -283,10 +283,9 @@ fn audit_says_to_fix_a_service_account_annotation_that_refuses_new_pods() {
             if matches!(&**refusal, PolicyError::InvalidAnnotation { key, .. } if key == "eks.amazonaws.com/token-expiration")),
         "{finding:?}"
     );
-    assert!(
-        remedy.starts_with(finding.first_step().unwrap()),
-        "{remedy}"
-    );
+    let first = finding.first_step().unwrap();
+    assert!(first.starts_with("fix the ServiceAccount first"), "{first}");
+    assert!(remedy.starts_with(first), "{remedy}");
 }
 
 #[rstest]
@@ -297,6 +296,13 @@ fn audit_says_to_fix_a_service_account_annotation_that_refuses_new_pods() {
 // A volume of the token's name that is not a token.
 #[case(json!({"serviceAccountName": "app", "containers": [{"name": "app"}],
     "volumes": [{"name": "aws-iam-token", "emptyDir": {}}]}))]
+// A projected volume of a token and a ConfigMap at the token path: not one the
+// policy ever adds (a single token), so the template has it.
+#[case(json!({"serviceAccountName": "app",
+    "containers": [{"name": "app", "volumeMounts": [{"name": "creds", "mountPath": MOUNT_PATH}]}],
+    "volumes": [{"name": "creds", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "vault", "path": "token"}},
+        {"configMap": {"name": "vault-ca"}}]}}]}))]
 fn audit_reports_why_a_pod_created_now_would_be_refused(#[case] spec: Value) {
     let pod = deployment_pod(pod_with(spec));
     let (finding, remedy) = audit_finding(pod.clone(), role_account(), json!({}));
