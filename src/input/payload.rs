@@ -11,6 +11,7 @@ use crate::error::PolicyError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
+use std::ops::Range;
 
 /// `{"request": <AdmissionRequest>, "settings": <settings>}`, as the host
 /// sends it, the settings read into `S` (the policy's `Settings`) in the same
@@ -97,22 +98,32 @@ impl<S: DeserializeOwned + Default> ValidatePayload<S> {
         // JSON is UTF-8; serde_json checks only the strings it keeps, so bytes
         // that are not text in a skipped field would otherwise slip through.
         let text = std::str::from_utf8(payload).map_err(|e| {
-            PolicyError::MalformedRequest(format!(
-                "it is not UTF-8 text: invalid byte at offset {}",
-                e.valid_up_to()
-            ))
+            let at = e.valid_up_to();
+            let end = invalid_run_end(payload, at);
+            let byte = payload.get(at).copied().unwrap_or_default();
+            let byte = format!("byte {byte:#04x} at offset {at}");
+            PolicyError::MalformedRequest(match place_of(payload, at..end) {
+                Some(place) => format!("it is not UTF-8 text: {place} holds {byte}"),
+                None => format!("it is not UTF-8 text: {byte}"),
+            })
         })?;
-        let payload_read = serde_json::from_slice::<Self>(payload)
-            .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))?;
-        // The same for escapes: serde_json judges the strings it keeps, but
-        // skips the others without pairing their `\u` surrogates, so a lone
-        // one there would otherwise pass.
-        if let Some(offset) = lone_surrogate(text) {
-            return Err(PolicyError::MalformedRequest(format!(
-                "it is not JSON text: the \\u escape at offset {offset} is a lone surrogate"
-            )));
+        // The same for escapes: serde_json skips the strings it does not keep
+        // without pairing their `\u` surrogates, so a lone one there would
+        // otherwise pass. Judged before the parser, so one in a kept string
+        // is named the same way (the parser gives only a line and column).
+        if let Some(at) = lone_surrogate(text) {
+            let escape = format!("{} at offset {at}", text.get(at..at + 6).unwrap_or("\\u"));
+            return Err(PolicyError::MalformedRequest(
+                match place_of(payload, at..at + 6) {
+                    Some(place) => format!(
+                        "it is not JSON text: {place} holds {escape}, a lone UTF-16 surrogate"
+                    ),
+                    None => format!("it is not JSON text: {escape} is a lone UTF-16 surrogate"),
+                },
+            ));
         }
-        Ok(payload_read)
+        serde_json::from_slice::<Self>(payload)
+            .map_err(|e| PolicyError::MalformedRequest(explain_payload::<S>(payload, &e)))
     }
 }
 
@@ -155,6 +166,68 @@ fn lone_surrogate(json: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Where the bytes that are not UTF-8 from `at` on end, so that a marker
+/// can take the place of the whole run (`\xff\xfe`), not only of its first.
+fn invalid_run_end(payload: &[u8], mut at: usize) -> usize {
+    while let Some(Err(e)) = payload.get(at..).map(std::str::from_utf8) {
+        match (e.valid_up_to(), e.error_len()) {
+            (0, Some(len)) => at += len,
+            (0, None) => return payload.len(),
+            _ => break,
+        }
+    }
+    at
+}
+
+/// Where the bytes at `range` sit in the payload, as a path
+/// (`request.userInfo.groups[0]`, or `a key of request.userInfo.extra`): a
+/// marker takes their place and the document is read again. `None` when it
+/// does not read even so (the bytes were not inside a string, or more is
+/// wrong) or already holds the marker.
+#[cold]
+fn place_of(payload: &[u8], range: Range<usize>) -> Option<String> {
+    const WORDS: &str = "irsa-policy: here";
+    const MARKER: &str = "\u{0}irsa-policy: here\u{0}";
+    const ESCAPED: &[u8] = br"\u0000irsa-policy: here\u0000";
+    if payload.windows(WORDS.len()).any(|w| w == WORDS.as_bytes()) {
+        return None;
+    }
+    let marked = [
+        payload.get(..range.start)?,
+        ESCAPED,
+        payload.get(range.end..)?,
+    ]
+    .concat();
+    let document = serde_json::from_slice::<Value>(&marked).ok()?;
+    holding(&document, MARKER, String::new())
+}
+
+/// The path below `path` of the string or key in `value` that holds `marker`.
+fn holding(value: &Value, marker: &str, path: String) -> Option<String> {
+    let named = |path: String| match path.is_empty() {
+        true => "the payload".to_owned(),
+        false => path,
+    };
+    match value {
+        Value::String(text) => text.contains(marker).then(|| named(path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| holding(item, marker, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains(marker) {
+                return Some(format!("a key of {}", named(path.clone())));
+            }
+            let below = match path.is_empty() {
+                true => key.clone(),
+                false => format!("{path}.{key}"),
+            };
+            holding(item, marker, below)
+        }),
+        _ => None,
+    }
 }
 
 /// Names the part of the payload that did not read: `request.operation: ...`.
@@ -259,7 +332,27 @@ mod tests {
     fn a_lone_surrogate_in_a_skipped_field_is_refused() {
         let payload = br#"{"request": {"userInfo": {"groups": ["a\uD916b"]}}}"#;
         let err = Payload::from_json(payload).unwrap_err().to_string();
-        assert!(err.contains("is a lone surrogate"), "{err}");
+        assert!(
+            err.ends_with(
+                "it is not JSON text: request.userInfo.groups[0] holds \\uD916 at offset 39, a lone UTF-16 surrogate"
+            ),
+            "{err}"
+        );
+    }
+
+    #[rstest]
+    #[case(br#"{"a": ["x", {"b": "HERE"}]}"#.as_slice(), Some("a[1].b"))]
+    #[case(br#"{"a": {"HERE": 1}}"#.as_slice(), Some("a key of a"))]
+    #[case(br#"{"HERE": 1}"#.as_slice(), Some("a key of the payload"))]
+    #[case(br#""HERE""#.as_slice(), Some("the payload"))]
+    // Not inside a string, or the rest does not read: no place to name.
+    #[case(br#"{"a": HERE}"#.as_slice(), None)]
+    #[case(br#"{"a": "HERE", "#.as_slice(), None)]
+    // A payload that already holds the marker cannot be searched for it.
+    #[case(br#"{"irsa-policy: here": "HERE"}"#.as_slice(), None)]
+    fn names_the_place_of_bytes_in_the_payload(#[case] json: &[u8], #[case] place: Option<&str>) {
+        let at = json.windows(4).position(|w| w == b"HERE").unwrap();
+        assert_eq!(place_of(json, at..at + 4).as_deref(), place);
     }
 
     #[rstest]

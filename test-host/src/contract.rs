@@ -6,6 +6,7 @@ use crate::cases::validate_settings;
 use crate::host::Policy;
 use crate::idle_state;
 use anyhow::{Context, Result};
+use irsa_policy::lookup::InMemoryServiceAccounts;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
@@ -25,6 +26,7 @@ pub fn check(
     wasm: &Path,
     settings_matrix: &Path,
     sample_policy: &Path,
+    regressions: &Path,
 ) -> Result<Vec<(String, Result<(), String>)>> {
     let mut results = Vec::new();
 
@@ -112,5 +114,59 @@ pub fn check(
         ),
         verdict.map_err(|message| format!("refused: {message}")),
     ));
+    results.extend(answered_as_natively(policy, regressions)?);
+    Ok(results)
+}
+
+/// The inputs the fuzzers found a fault with (`tests/fuzz-regressions/`) that
+/// the policy answers without a ServiceAccount read, refusals of the payload
+/// itself among them: the module must answer each byte for byte as the
+/// native decision does, so what `tests/` asserts natively is what a
+/// policy-server gets.
+fn answered_as_natively(policy: &Policy, dir: &Path) -> Result<Vec<(String, Result<(), String>)>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|path| path.extension().is_some_and(|ext| ext == "json"));
+    files.sort();
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    let mut results = Vec::new();
+    for file in files {
+        let payload = std::fs::read(&file)?;
+        let accounts = InMemoryServiceAccounts::default();
+        let native = irsa_policy::encode(
+            irsa_policy::review(&payload, &accounts, &log),
+            payload.len(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if accounts.lookups() > 0 {
+            continue;
+        }
+        let answer = policy.call_fresh(&idle_state(), "validate", &payload);
+        results.push((
+            format!(
+                "validate answers {} as the native decision does",
+                file.display()
+            ),
+            match answer {
+                Ok(bytes) if bytes == native => Ok(()),
+                other => Err(format!(
+                    "module {:?}, native {}",
+                    other.map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    String::from_utf8_lossy(&native)
+                )),
+            },
+        ));
+    }
+    if results.is_empty() {
+        results.push((
+            format!(
+                "{} holds a payload answered without a lookup",
+                dir.display()
+            ),
+            Err("none: this check compared nothing".into()),
+        ));
+    }
     Ok(results)
 }

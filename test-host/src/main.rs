@@ -58,6 +58,10 @@ enum Command {
         /// The sample ClusterAdmissionPolicy, whose settings must be valid.
         #[arg(long, default_value = "deploy/policy.yaml")]
         sample_policy: PathBuf,
+        /// Payloads the fuzzers found faults with; those answered without a
+        /// lookup must get the native decision's answer.
+        #[arg(long, default_value = "tests/fuzz-regressions")]
+        regressions: PathBuf,
         #[arg(long, default_value = "metadata.yml")]
         metadata_path: PathBuf,
         /// Only cases whose name contains this.
@@ -107,6 +111,7 @@ fn main() -> Result<()> {
             cases,
             settings_matrix,
             sample_policy,
+            regressions,
             metadata_path,
             filter,
             policy,
@@ -114,6 +119,7 @@ fn main() -> Result<()> {
             &cases,
             &settings_matrix,
             &sample_policy,
+            &regressions,
             &metadata_path,
             filter.as_deref(),
             &policy,
@@ -184,6 +190,7 @@ fn e2e(
     cases_dir: &std::path::Path,
     settings_matrix: &std::path::Path,
     sample_policy: &std::path::Path,
+    regressions: &std::path::Path,
     metadata: &std::path::Path,
     filter: Option<&str>,
     policy_path: &std::path::Path,
@@ -198,7 +205,13 @@ fn e2e(
     );
     let mut failed = Vec::new();
 
-    for (name, outcome) in contract::check(&policy, policy_path, settings_matrix, sample_policy)? {
+    for (name, outcome) in contract::check(
+        &policy,
+        policy_path,
+        settings_matrix,
+        sample_policy,
+        regressions,
+    )? {
         report(&format!("contract: {name}"), &outcome, &mut failed);
     }
 

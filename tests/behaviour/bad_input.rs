@@ -76,9 +76,11 @@ fn rejection(payload: &[u8]) -> String {
 #[case(b"{\"request\": {\"operation\": \"CREATE\", \"operation\": \"DELETE\"}}".as_slice(), "duplicate field `operation`")]
 #[case(b"{\"request\": {}, \"settings\": {\"tokenAudience\": 5}}".as_slice(), "settings.tokenAudience: invalid type: integer `5`")]
 #[case(b"{\"request\": {}, \"settings\": [\"sts.amazonaws.com\"]}".as_slice(), "settings: must be a JSON object, found a list")]
-#[case(b"{\"request\": {\"namespace\": \"\\ud800\"}}".as_slice(), "hex escape at line 1 column 34")]
-#[case(b"{\"request\": {\"namespace\": \"\xff\xfe\"}}".as_slice(), "it is not UTF-8 text: invalid byte at offset 27")]
-#[case(b"{\"request\": {\"requestKind\": {\"kind\": \"\xffod\"}}}".as_slice(), "it is not UTF-8 text: invalid byte at offset 38")]
+#[case(b"{\"request\": {\"namespace\": \"\\ud800\"}}".as_slice(), "it is not JSON text: request.namespace holds \\ud800 at offset 27, a lone UTF-16 surrogate")]
+#[case(b"{\"request\": {\"namespace\": \"\xff\xfe\"}}".as_slice(), "it is not UTF-8 text: request.namespace holds byte 0xff at offset 27")]
+#[case(b"{\"request\": {\"requestKind\": {\"kind\": \"\xffod\"}}}".as_slice(), "it is not UTF-8 text: request.requestKind.kind holds byte 0xff at offset 38")]
+#[case(b"{\"request\": {\"userInfo\": {\"extra\": {\"a\\udc00\": []}}}}".as_slice(), "it is not JSON text: a key of request.userInfo.extra holds \\udc00 at offset 38, a lone UTF-16 surrogate")]
+#[case(b"{\"request\": {}, \xff: 1}".as_slice(), "it is not UTF-8 text: byte 0xff at offset 16")]
 fn a_malformed_payload_is_refused_with_what_is_wrong(#[case] payload: &[u8], #[case] named: &str) {
     let message = rejection(payload);
     assert!(
