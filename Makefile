@@ -16,7 +16,8 @@ CHECK_JSONSCHEMA ?= python3 -m check_jsonschema
 # Every shell script, bats files and bats helpers apart (below); none in build outputs.
 SHELL_SCRIPTS := .ci/run e2e-tests/cluster/stand-in/kubectl $(shell find . \( -path ./.git -o -path ./target -o -path ./test-host/target \
 	-o -path ./fuzz/target -o -path ./e2e-tests/helpers.bash \) -prune -o \( -name '*.sh' -o -name '*.bash' \) -print)
-BATS_FILES := $(wildcard e2e-tests/*.bats) $(wildcard e2e-tests/*.bash)
+# e2e.bats is generated (and ignored by git): lint-scripts builds it first.
+BATS_FILES := e2e-tests/e2e.bats $(wildcard e2e-tests/*.bash)
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 .PHONY: all
@@ -26,11 +27,19 @@ all: policy.wasm
 # (Debian) and check-jsonschema (PyPI) are for `make lint`; pip refuses to
 # install into Debian's own Python unless told to (PEP 668), and a user without
 # write access to it gets a user install.
+# A minimal rustup profile lacks rustfmt and clippy, and the fuzz targets'
+# libfuzzer-sys compiles C++ even under `cargo check`; apt-get runs through
+# sudo when make is not run as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := bats jq shellcheck binaryen g++ python3-pip
 .PHONY: deps
 deps:
 	rustup target add wasm32-wasip1
-	@command -v jq >/dev/null && command -v bats >/dev/null && command -v shellcheck >/dev/null && command -v wasm-opt >/dev/null || \
-		(apt-get install -y bats jq shellcheck binaryen || (apt-get update && apt-get install -y bats jq shellcheck binaryen))
+	@rustup component list --installed | grep -q '^rustfmt' && rustup component list --installed | grep -q '^clippy' || \
+		rustup component add rustfmt clippy
+	@command -v jq >/dev/null && command -v bats >/dev/null && command -v shellcheck >/dev/null && command -v wasm-opt >/dev/null && \
+		command -v c++ >/dev/null && python3 -m pip --version >/dev/null 2>&1 || \
+		($(SUDO) apt-get install -y $(APT_PACKAGES) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y $(APT_PACKAGES)))
 	@$(CHECK_JSONSCHEMA) --version >/dev/null 2>&1 || python3 -m pip install --quiet check-jsonschema 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages check-jsonschema
 
@@ -44,7 +53,7 @@ WASM_OPT_FLAGS ?= -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-gl
 policy.wasm: Cargo.toml Cargo.lock $(RUST_SOURCES)
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v wasm-opt >/dev/null || \
-		(apt-get install -y binaryen || (apt-get update && apt-get install -y binaryen))
+		($(SUDO) apt-get install -y binaryen || ($(SUDO) apt-get update && $(SUDO) apt-get install -y binaryen))
 	cargo $(CARGO_GLOBAL_OPTIONS) build --target=wasm32-wasip1 --target-dir=$(TARGET_DIR) --release
 	wasm-opt $(WASM_OPT_FLAGS) $(TARGET_DIR)/wasm32-wasip1/release/irsa_policy.wasm -o $(CURDIR)/policy.wasm
 
@@ -174,7 +183,7 @@ lint-docs:
 # Bats files are bash with bats' own syntax; bats' `run` sets $$output and
 # $$status, which shellcheck cannot see being assigned (SC2154).
 .PHONY: lint-scripts
-lint-scripts:
+lint-scripts: e2e-tests/e2e.bats
 	shellcheck $(SHELL_SCRIPTS)
 	shellcheck -s bash -e SC2154 $(BATS_FILES)
 

@@ -217,11 +217,17 @@ fn conflict_finding(
             refusal: Box::new(conflict),
         },
         Ok(plan) => match &conflict {
-            PolicyError::ForeignTokenVolume { volume, .. } => Finding::AudienceChanged {
-                volume: volume.clone(),
-                carried: token_audience(pod, volume).unwrap_or_default().to_owned(),
-                now: injection.audience.clone(),
-            },
+            PolicyError::ForeignTokenVolume { volume, .. }
+                if token_audience(pod, volume) != Some(injection.audience.as_str()) =>
+            {
+                Finding::AudienceChanged {
+                    volume: volume.clone(),
+                    carried: token_audience(pod, volume).unwrap_or_default().to_owned(),
+                    now: injection.audience.clone(),
+                }
+            }
+            // Another token file or mount under the same audience: what a pod
+            // created now gets instead.
             _ => Finding::Lacks {
                 items: plan.edit.describe(&template),
             },
@@ -263,9 +269,18 @@ fn without_token_volumes(pod: &Value) -> Value {
     if let Some(volumes) = template["spec"]["volumes"].as_array_mut() {
         volumes.retain(|volume| !is_token(volume));
     }
+    // `get_mut`, not `[]`: indexing into a value that is not an object (a
+    // container written as a string, say) panics.
     for list in ["initContainers", "containers"] {
-        for container in template["spec"][list].as_array_mut().into_iter().flatten() {
-            if let Some(mounts) = container["volumeMounts"].as_array_mut() {
+        let containers = template
+            .get_mut("spec")
+            .and_then(|spec| spec.get_mut(list))
+            .and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
+            if let Some(mounts) = container
+                .get_mut("volumeMounts")
+                .and_then(Value::as_array_mut)
+            {
                 mounts.retain(|mount| !tokens.contains(&mount["name"]));
             }
         }
@@ -389,12 +404,15 @@ impl<'a> Written<'a> {
             .as_array()?
             .iter()
             .find(|v| v["name"].as_str() == Some(shape.volume_name))?;
+        // The policy's token: at its file name, for some audience.
+        let is_token = |token: &Value| {
+            token["path"].as_str() == Some(shape.token_file_name) && token["audience"].is_string()
+        };
         volume["projected"]["sources"]
             .as_array()?
             .iter()
-            .map(|source| &source["serviceAccountToken"])
-            .find(|token| token["path"].as_str() == Some(shape.token_file_name))?["audience"]
-            .as_str()?;
+            .any(|source| is_token(&source["serviceAccountToken"]))
+            .then_some(())?;
         let token_file = token_file(shape.mount_path, shape.token_file_name, windows);
         let carried: Vec<&str> = containers(pod, selection)
             .filter(|container| mounts(container, shape))

@@ -161,7 +161,9 @@ judge() {
   else
     message="$(jq -r '.message // empty' <<<"${expect}")"
     VERDICT="refused with: $(cat "${WORK}/stderr")"
-    [ "$(jq .allowed <<<"${expect}")" = false ] &&
+    # A refusal case without a message would match any webhook's denial.
+    [ -n "${message}" ] || VERDICT="the case expects a refusal but names no message to find in it"
+    [ -n "${message}" ] && [ "$(jq .allowed <<<"${expect}")" = false ] &&
       grep -qF 'denied the request: ' "${WORK}/stderr" && grep -qF -- "${message}" "${WORK}/stderr"
   fi
 }

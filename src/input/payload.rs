@@ -133,8 +133,9 @@ impl<S: DeserializeOwned + Default> ValidatePayload<S> {
 ///
 /// Every request pays for this scan, so it searches with `str::find`, which
 /// reads a word at a time rather than a byte (`docs/performance.md` has the
-/// figures). Escapes are ASCII, so each offset it resumes from is a character
-/// boundary.
+/// figures). It resumes after each escape; should that fall inside a character
+/// (a backslash before a non-ASCII one, which is no JSON escape), the scan
+/// ends there, and the parser refuses the escape.
 fn lone_surrogate(json: &str) -> Option<usize> {
     let bytes = json.as_bytes();
     let hex = |at: usize| -> Option<u16> { u16::from_str_radix(json.get(at..at + 4)?, 16).ok() };

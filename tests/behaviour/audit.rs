@@ -482,3 +482,34 @@ fn assert_passes_without_a_lookup(pod: Value) {
     );
     assert_eq!(source.lookups(), 0);
 }
+
+#[test]
+fn audit_of_a_pod_with_a_container_that_is_not_an_object_does_not_panic() {
+    // The first container's mount conflicts, so the audit looks for the pod's
+    // template; the second container is a string, which indexing would panic on.
+    let pod = deployment_pod(pod_with(json!({"serviceAccountName": "app",
+        "containers": [{"name": "app", "volumeMounts": [{"name": "creds", "mountPath": MOUNT_PATH}]}, "junk"],
+        "volumes": [{"name": "creds", "emptyDir": {}}]})));
+    let decision = audit(pod, &accounts(role_account()), json!({}));
+    let Decision::Reject(refused) = decision else {
+        panic!("a pod created so is refused, and so is the audit: {decision:?}")
+    };
+    assert!(
+        matches!(
+            refused,
+            PolicyError::OutOfStep { .. } | PolicyError::PodShape { .. }
+        ),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn audit_reports_what_a_pod_gets_when_only_the_token_file_changed() {
+    // The policy's token under another file name, same audience: not an
+    // audience change, but a pod created now gets another token.
+    let mut pod = injected_pod(role_account(), json!({}));
+    pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["path"] =
+        json!("jwt");
+    let (finding, _) = audit_finding(deployment_pod(pod), role_account(), json!({}));
+    assert!(matches!(finding, Finding::Lacks { .. }), "{finding:?}");
+}
